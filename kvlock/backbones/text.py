@@ -1,0 +1,57 @@
+"""Prompt encoders: a UMT5 encoder behind either a file-free byte tokenizer or a HF tokenizer."""
+
+from __future__ import annotations
+
+import torch
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as token ids (byte + 3; 0 = pad, 1 = end of sequence). Needs no files."""
+
+    vocab_size = 259
+    pad_id = 0
+    eos_id = 1
+
+    def __call__(self, prompts: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> ids (B, max_length) long, attention mask (B, max_length) long."""
+        ids = torch.full((len(prompts), max_length), self.pad_id, dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            tokens = [b + 3 for b in prompt.encode("utf-8")][: max_length - 1] + [self.eos_id]
+            ids[row, : len(tokens)] = torch.tensor(tokens)
+        return ids, (ids != self.pad_id).long()
+
+
+class HFTokenizer:
+    """A `transformers` tokenizer called the way `WanPipeline` calls it."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, prompts: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=max_length,
+            truncation=True,
+            add_special_tokens=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        return out.input_ids, out.attention_mask
+
+
+class PromptEncoder(torch.nn.Module):
+    """Prompts -> (B, max_length, D) embeddings, zeroed past each prompt's length (as WanPipeline)."""
+
+    def __init__(self, tokenizer, encoder, max_length: int):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.max_length = max_length
+
+    @torch.no_grad()
+    def forward(self, prompts: list[str]) -> torch.Tensor:
+        ids, mask = self.tokenizer([p.strip() for p in prompts], self.max_length)
+        device = self.encoder.device
+        hidden = self.encoder(ids.to(device), mask.to(device)).last_hidden_state
+        return hidden * mask.to(device)[..., None].to(hidden.dtype)

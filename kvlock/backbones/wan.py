@@ -1,0 +1,190 @@
+"""Wan backbones over the real diffusers classes: the embedded tiny default and real checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import WanTransformer3DModel
+
+from kvlock.backbones.codec import SpaceToDepthCodec, WanVAECodec
+from kvlock.backbones.geometry import LatentGeometry
+from kvlock.backbones.text import ByteTokenizer, HFTokenizer, PromptEncoder
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks cuda when present; asking for cuda without one is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"model.device={name} but no CUDA device is available (use model.device=cpu)")
+    return torch.device(name)
+
+
+@dataclass
+class WanBackbone:
+    """A Wan transformer with a codec and a prompt encoder (the adapter the engine talks to)."""
+
+    name: str
+    transformer: WanTransformer3DModel
+    codec: SpaceToDepthCodec | WanVAECodec
+    prompt_encoder: PromptEncoder
+    device: torch.device
+    dtype: torch.dtype
+    negative_prompt: str = ""
+    info: dict = field(default_factory=dict)
+
+    @property
+    def geometry(self) -> LatentGeometry:
+        return LatentGeometry(
+            temporal_factor=self.codec.temporal_factor,
+            spatial_factor=self.codec.spatial_factor,
+            patch_size=tuple(self.transformer.config.patch_size),
+            latent_channels=self.codec.latent_channels,
+        )
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.transformer.blocks)
+
+    @property
+    def inner_dim(self) -> int:
+        cfg = self.transformer.config
+        return cfg.num_attention_heads * cfg.attention_head_dim
+
+    def encode_video(self, frames: np.ndarray) -> torch.Tensor:
+        """(T, H, W, 3) uint8 -> (1, C, F, h, w) float32 latents on the device."""
+        self.geometry.latent_shape(*frames.shape[:3])  # clear error on invalid sizes
+        return self.codec.encode(frames).to(self.device, torch.float32)
+
+    def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
+        """(1, C, F, h, w) -> (T, H, W, 3) uint8."""
+        return self.codec.decode(latents)
+
+    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+        """-> (B, L, D) prompt embeddings in the transformer's dtype."""
+        return self.prompt_encoder(prompts).to(self.device, self.dtype)
+
+    @torch.no_grad()
+    def velocity(self, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Plain transformer forward. latents (B, C, F, h, w), t (B,) in [0, 1] -> velocity (B, C, F, h, w)."""
+        out = self.transformer(
+            latents.to(self.dtype), timestep=t * 1000.0, encoder_hidden_states=context, return_dict=False
+        )[0]
+        return out.float()
+
+
+def tiny_transformer_config(cfg: dict, in_channels: int, text_dim: int) -> dict:
+    return {
+        "patch_size": tuple(cfg.get("patch_size", (1, 2, 2))),
+        "num_attention_heads": cfg["num_attention_heads"],
+        "attention_head_dim": cfg["attention_head_dim"],
+        "in_channels": in_channels,
+        "out_channels": in_channels,
+        "text_dim": text_dim,
+        "freq_dim": cfg["freq_dim"],
+        "ffn_dim": cfg["ffn_dim"],
+        "num_layers": cfg["num_layers"],
+        "cross_attn_norm": True,
+        "qk_norm": "rms_norm_across_heads",
+        "eps": 1e-6,
+        "rope_max_seq_len": cfg.get("rope_max_seq_len", 1024),
+    }
+
+
+def build_tiny_text_encoder(cfg: dict):
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    config = UMT5Config(
+        vocab_size=ByteTokenizer.vocab_size,
+        d_model=cfg["d_model"],
+        d_kv=cfg["d_model"] // cfg["num_heads"],
+        d_ff=cfg["d_ff"],
+        num_layers=cfg["num_layers"],
+        num_heads=cfg["num_heads"],
+        relative_attention_num_buckets=8,
+        pad_token_id=ByteTokenizer.pad_id,
+        eos_token_id=ByteTokenizer.eos_id,
+    )
+    return UMT5EncoderModel(config).eval()
+
+
+def build_wan_tiny(cfg: dict) -> WanBackbone:
+    """Embedded default: real WanTransformer3DModel at a tiny size, seeded random (or given) weights,
+    the lossless space-to-depth codec and a byte-level tokenizer + tiny UMT5 encoder."""
+    device, dtype = resolve_device(cfg.get("device", "cpu")), DTYPES[cfg.get("dtype", "float32")]
+    torch.manual_seed(int(cfg.get("seed", 0)))
+    codec = SpaceToDepthCodec(**cfg["codec"])
+    text_encoder = build_tiny_text_encoder(cfg["text"])
+    transformer = WanTransformer3DModel(
+        **tiny_transformer_config(cfg["transformer"], codec.latent_channels, cfg["text"]["d_model"])
+    )
+    weights = cfg.get("weights")
+    if weights:
+        load_weights(Path(weights), transformer=transformer, text_encoder=text_encoder)
+    return WanBackbone(
+        name=cfg["name"],
+        transformer=transformer.to(device, dtype).eval(),
+        codec=codec,
+        prompt_encoder=PromptEncoder(ByteTokenizer(), text_encoder.to(device), cfg["text"]["max_length"]),
+        device=device,
+        dtype=dtype,
+        negative_prompt=cfg.get("negative_prompt", ""),
+        info={"weights": str(weights) if weights else "seeded-random", "seed": int(cfg.get("seed", 0))},
+    )
+
+
+def load_weights(path: Path, **modules: torch.nn.Module) -> None:
+    """Load `<module>.<param>` tensors from one safetensors file into the named modules (strict)."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file not found")
+    state = load_file(str(path))
+    for prefix, module in modules.items():
+        sub = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
+        module.load_state_dict(sub, strict=True)
+
+
+def load_wan_pretrained(cfg: dict) -> WanBackbone:
+    """Real checkpoints (hub id or local diffusers folder) through `from_pretrained`, revision pinnable."""
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
+    from transformers import AutoTokenizer, UMT5EncoderModel
+
+    path, revision = str(cfg["path"]), cfg.get("revision")
+    device, dtype = resolve_device(cfg.get("device", "auto")), DTYPES[cfg.get("dtype", "bfloat16")]
+    vae_dtype = DTYPES[cfg.get("vae_dtype", "float32")]
+    common = {"revision": revision, "local_files_only": bool(cfg.get("local_files_only", False))}
+    try:
+        transformer = WanTransformer3DModel.from_pretrained(
+            path, subfolder="transformer", torch_dtype=dtype, **common
+        )
+        vae = AutoencoderKLWan.from_pretrained(path, subfolder="vae", torch_dtype=vae_dtype, **common)
+        text_encoder = UMT5EncoderModel.from_pretrained(
+            path, subfolder="text_encoder", torch_dtype=dtype, **common
+        )
+        tokenizer = AutoTokenizer.from_pretrained(path, subfolder="tokenizer", **common)
+        scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(path, subfolder="scheduler", **common)
+    except OSError as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise RuntimeError(f"cannot load Wan checkpoint '{path}' (revision {revision}): {first_line}") from err
+    log.info("loaded %s; scheduler config: %s", path, dict(scheduler.config))
+    return WanBackbone(
+        name=cfg["name"],
+        transformer=transformer.to(device).eval(),
+        codec=WanVAECodec(vae.to(device).eval()).to(device),
+        prompt_encoder=PromptEncoder(
+            HFTokenizer(tokenizer), text_encoder.to(device).eval(), int(cfg.get("max_sequence_length", 512))
+        ),
+        device=device,
+        dtype=dtype,
+        negative_prompt=cfg.get("negative_prompt", ""),
+        info={"path": path, "revision": revision, "scheduler": dict(scheduler.config)},
+    )

@@ -1,0 +1,320 @@
+"""The one inversion/edit loop (flow-matching Euler) that every method configures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from kvlock.data.sample import EditSample
+from kvlock.engine.config import EditConfig
+from kvlock.engine.controller import KVController, Row
+from kvlock.engine.forward import wan_forward
+from kvlock.engine.guidance import Guidance
+from kvlock.engine.kv_store import KVStore
+from kvlock.engine.policy import build_policy
+from kvlock.engine.processor import install_kv_control, remove_kv_control
+from kvlock.engine.timesteps import flow_timesteps
+from kvlock.engine.token_mask import token_mask, tokens_to_latent
+
+
+class NonFiniteError(RuntimeError):
+    """A latent or prediction became NaN/inf. `abort=True` asks the runner to stop the sweep."""
+
+    def __init__(self, message: str, step: int, abort: bool):
+        super().__init__(message)
+        self.step = step
+        self.abort = abort
+
+
+@dataclass
+class EditOutput:
+    """frames (T, H, W, 3) uint8; trace: one dict per denoising step; nfe: transformer row-evaluations."""
+
+    frames: np.ndarray
+    trace: list[dict]
+    nfe: int
+    stats: dict = field(default_factory=dict)
+
+
+@dataclass
+class Inversion:
+    """Source trajectory latents by grid index (t_i), and the K/V captured on the way."""
+
+    trajectory: dict[int, torch.Tensor]
+    store: KVStore | None
+    nfe: int
+    cache_hit: bool = False
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {f"traj.{i}": x.cpu() for i, x in self.trajectory.items()}
+        if self.store is not None:
+            out.update({k: v.cpu() for k, v in self.store.state_dict().items()})
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        traj = sum(x.nbytes for x in self.trajectory.values())
+        return traj + (self.store.nbytes if self.store is not None else 0)
+
+
+class Editor:
+    """Runs one edit: encode → (invert) → denoise under KV control → decode.
+
+    Set-up shared by the inversion and the edit lives here: latents z0 (1, C, F, h, w), the
+    token masks, the time grid, the prompt embeddings, the seeded noise and the controller.
+    """
+
+    def __init__(self, backbone, sample: EditSample, config: EditConfig, seed: int,
+                 source_cache=None, callback: Callable[[dict], None] | None = None):
+        self.backbone, self.sample, self.config = backbone, sample, config
+        self.source_cache, self.callback = source_cache, callback
+        device = backbone.device
+        geometry = backbone.geometry
+        self.z0 = backbone.encode_video(sample.frames)
+        fg_tokens = token_mask(sample.mask, geometry, config.mask_dilation)
+        self.fg_flat = fg_tokens.flatten().to(device)
+        self.fg_latent = tokens_to_latent(fg_tokens, geometry).to(device)  # (1, 1, F, h, w)
+        self.ts = flow_timesteps(config.steps, config.shift).to(device)
+        generator = torch.Generator().manual_seed(int(seed))
+        self.noise = torch.randn(self.z0.shape, generator=generator).to(device)
+        target = sample.source_prompt if config.target_prompt_is_source else sample.target_prompt
+        embeds = backbone.encode_prompt([sample.source_prompt, target, backbone.negative_prompt])
+        self.context = {"source": embeds[0:1], "target": embeds[1:2], "negative": embeds[2:3]}
+        self.controller = KVController(self.fg_flat)
+        self.kv_index = (
+            torch.arange(len(self.fg_flat), device=device)
+            if config.injection == "full"
+            else self.controller.bg_index
+        )
+        self.controller.kv_index = self.kv_index
+        self.uses_uncond = config.guidance.rule != "none"
+        self.target_branches = ["cond", "uncond"] if self.uses_uncond else ["cond"]
+        self.source_branches = self.target_branches if config.kv_branch == "per_branch" else ["cond"]
+        self.nfe = 0
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def noised_source(self, t: torch.Tensor) -> torch.Tensor:
+        """(1 − t)·z0 + t·ε, the source forward-noised to time t."""
+        return (1.0 - t) * self.z0 + t * self.noise
+
+    def context_for(self, row: Row) -> torch.Tensor:
+        if row.branch == "uncond":
+            return self.context["negative"]
+        return self.context["source" if row.role == "source" else "target"]
+
+    def forward(self, rows: list[Row], latents: list[torch.Tensor], t: torch.Tensor,
+                token_index: torch.Tensor | None = None) -> torch.Tensor:
+        """One batched transformer call; (len(rows), C, F, h, w) velocities."""
+        self.controller.rows = rows
+        batch = torch.cat(latents)
+        context = torch.cat([self.context_for(r) for r in rows])
+        self.nfe += len(rows)
+        return wan_forward(self.backbone.transformer, batch, t.expand(len(rows)), context, token_index)
+
+    def check_finite(self, tensor: torch.Tensor, what: str, step: int, t: float) -> None:
+        if not torch.isfinite(tensor).all():
+            raise NonFiniteError(
+                f"non-finite {what} at step {step} (t={t:.4f})", step, abort=self.config.nonfinite == "stop"
+            )
+
+    # --- inversion -------------------------------------------------------------------------
+
+    def cache_key(self, capture_branches: list[str]) -> str:
+        c = self.config
+        params = {
+            "model": self.backbone.name,
+            "model_info": self.backbone.info,
+            "steps": c.steps,
+            "shift": c.shift,
+            "skip": c.skip_steps,
+            "attn_mask": c.attn_mask,
+            "capture": capture_branches,
+            "injection": c.injection,
+            "kv_dtype": c.kv_dtype,
+            "prompt": self.sample.source_prompt,
+            "negative": self.backbone.negative_prompt,
+            "dtype": str(self.backbone.dtype),
+        }
+        h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+        h.update(self.z0.cpu().numpy().tobytes())
+        h.update(self.fg_flat.cpu().numpy().tobytes())
+        return "inversion-" + h.hexdigest()[:32]
+
+    def invert(self) -> Inversion:
+        """Euler ODE inversion t: 0 → t_skip with the source prompt; captures K/V when the source
+        provider is `inversion`. Interval i = [t_{i+1}, t_i] stores its K/V under key i."""
+        c = self.config
+        capture = self.source_branches if c.source == "inversion" else []
+        key = self.cache_key(capture)
+        if self.source_cache is not None:
+            cached = self.source_cache.load(key)
+            if cached is not None:
+                return self.inversion_from_tensors(cached, bool(capture))
+        store = KVStore(c.kv_store, c.kv_dtype) if capture else None
+        ctrl = self.controller
+        ctrl.set_plain()
+        ctrl.store = store
+        if capture:
+            ctrl.mode, ctrl.separate_fg_bg = "capture", c.attn_mask
+        rows = [Row("source", b) for b in (capture or ["cond"])]
+        x = self.z0.clone()
+        trajectory = {c.steps: self.z0.clone()}
+        nfe0 = self.nfe
+        for i in reversed(range(c.skip_steps, c.steps)):
+            t_lo, t_hi = self.ts[i + 1], self.ts[i]
+            ctrl.step = i
+            v = self.forward(rows, [x] * len(rows), t_lo)[0:1]
+            x = x + (t_hi - t_lo) * v
+            self.check_finite(x, "inversion latent", i, float(t_hi))
+            trajectory[i] = x.clone()
+        ctrl.set_plain()
+        inversion = Inversion(trajectory, store, self.nfe - nfe0)
+        if self.source_cache is not None:
+            self.source_cache.save(key, inversion.tensors())
+        return inversion
+
+    def inversion_from_tensors(self, tensors: dict[str, torch.Tensor], has_kv: bool) -> Inversion:
+        device = self.backbone.device
+        trajectory = {int(k.split(".")[1]): v.to(device) for k, v in tensors.items() if k.startswith("traj.")}
+        store = None
+        if has_kv:
+            store = KVStore(self.config.kv_store, self.config.kv_dtype)
+            store.load_state_dict({k: v for k, v in tensors.items() if k.startswith("kv.")})
+        return Inversion(trajectory, store, nfe=0, cache_hit=True)
+
+    # --- edit ------------------------------------------------------------------------------
+
+    def start_step(self) -> int:
+        c = self.config
+        if c.init != "noised":
+            return c.skip_steps
+        later = [i for i in range(c.steps) if float(self.ts[i]) <= c.init_strength + 1e-6]
+        return max(c.skip_steps, later[0] if later else c.steps - 1)
+
+    def initial_latent(self, start: int, inversion: Inversion | None) -> torch.Tensor:
+        c, t = self.config, self.ts[start]
+        if c.init == "noised":
+            return self.noised_source(t)
+        if c.init == "reinit":
+            return torch.where(self.fg_latent, self.noised_source(t), inversion.trajectory[start])
+        return inversion.trajectory[start].clone()
+
+    def source_latent(self, index: int, inversion: Inversion | None) -> torch.Tensor:
+        """Background latent at grid time t_index: the inversion trajectory or the noised source."""
+        if self.config.source == "inversion":
+            return inversion.trajectory[index]
+        return self.noised_source(self.ts[index])
+
+    def alpha_for_step(self, step: int, start: int, policy_alpha: torch.Tensor) -> torch.Tensor:
+        """α over the cached tokens: the policy's α on bg tokens; β on all tokens while injecting."""
+        c = self.config
+        if c.injection != "full":
+            return policy_alpha
+        alpha = torch.zeros(len(self.kv_index), device=policy_alpha.device)
+        alpha[self.controller.bg_index] = policy_alpha
+        if step - start < c.injection_steps:
+            alpha[:] = c.injection_beta
+        return alpha
+
+    def configure_edit_step(self, step: int, alpha: torch.Tensor, store: KVStore | None) -> list[Row]:
+        c, ctrl = self.config, self.controller
+        ctrl.mode, ctrl.step, ctrl.store, ctrl.alpha = "edit", step, store, alpha
+        ctrl.bg_logit_bias = c.attn_scale
+        ctrl.query_index = self.controller.fg_index if c.fg_only else None
+        rows = [Row("target", b) for b in self.target_branches]
+        ctrl.store_branch_of = {r: (b if c.kv_branch == "per_branch" else "cond")
+                                for r, b in enumerate(self.target_branches)}
+        ctrl.source_row_of = {}
+        if c.source == "noised":
+            first_source = len(rows)
+            rows += [Row("source", b) for b in self.source_branches]
+            ctrl.source_row_of = {
+                r: first_source + self.source_branches.index(ctrl.store_branch_of[r])
+                for r in range(len(self.target_branches))
+            }
+        return rows
+
+    def run(self) -> EditOutput:
+        c = self.config
+        inversion = self.invert() if c.needs_inversion else None
+        store = inversion.store if inversion is not None else None
+        start = self.start_step()
+        policy = build_policy(c, self.fg_latent, self.controller.bg_index, self.backbone.geometry, start)
+        guidance = Guidance(c.guidance)
+        x = self.initial_latent(start, inversion)
+        trace = []
+        for i in range(start, c.steps):
+            t_hi, t_lo = self.ts[i], self.ts[i + 1]
+            control = policy.control(i)
+            alpha = self.alpha_for_step(i, start, control.alpha)
+            rows = self.configure_edit_step(i, alpha, store)
+            latents = [x] * len(self.target_branches)
+            if c.source == "noised":
+                latents += [self.noised_source(t_hi)] * len(self.source_branches)
+            token_index = self.controller.fg_index if c.fg_only else None
+            v_all = self.forward(rows, latents, t_hi, token_index)
+            v_cond = v_all[0:1]
+            v_uncond = v_all[1:2] if self.uses_uncond else None
+            v, s_star = guidance(v_cond, v_uncond, control.omega, i - start)
+            self.check_finite(v, "velocity", i, float(t_hi))
+            x0_hat = x - t_hi * v
+            policy.observe(i, x0_hat)
+            x_next = x + (t_lo - t_hi) * v
+            if c.compose == "every_step":
+                x_next = torch.where(self.fg_latent, x_next, self.source_latent(i + 1, inversion))
+            self.check_finite(x_next, "latent", i, float(t_hi))
+            trace.append(self.trace_row(i, float(t_hi), alpha, control, s_star))
+            if self.callback is not None:
+                self.callback({"step": i, "t": float(t_hi), "x_t": x, "x0_hat": x0_hat, "v": v,
+                               "v_cond": v_cond, "v_uncond": v_uncond, "alpha": alpha,
+                               "omega": control.omega})
+            x = x_next
+        self.controller.set_plain()
+        if c.compose == "final":
+            x = torch.where(self.fg_latent, x, self.z0)
+        frames = self.backbone.decode_latents(x)
+        return EditOutput(frames, trace, self.nfe, self.stats(inversion, store))
+
+    def trace_row(self, step: int, t: float, alpha: torch.Tensor, control, s_star) -> dict:
+        bg_alpha = alpha[self.controller.bg_index] if self.config.injection == "full" else alpha
+        if len(bg_alpha):
+            q10, q50, q90 = torch.quantile(bg_alpha.float(), torch.tensor([0.1, 0.5, 0.9],
+                                           device=bg_alpha.device)).tolist()
+            mean = float(bg_alpha.mean())
+        else:
+            q10 = q50 = q90 = mean = float("nan")
+        return {
+            "step": step, "t": t, "sigma2": control.sigma2, "active": control.active,
+            "alpha_mean": mean, "alpha_q10": q10, "alpha_q50": q50, "alpha_q90": q90,
+            "omega": float(control.omega), "s_star": s_star, "nfe": self.nfe,
+        }
+
+    def stats(self, inversion: Inversion | None, store: KVStore | None) -> dict:
+        c = self.config
+        return {
+            "kv_store_bytes": store.nbytes if store is not None else 0,
+            "retained_bytes": inversion.nbytes if inversion is not None else 0,
+            "source_cache_hit": bool(inversion is not None and inversion.cache_hit),
+            "inversion_nfe": inversion.nfe if inversion is not None else 0,
+            "guidance_rule": c.guidance.rule,
+            "omega_rule": c.guidance.omega_rule,
+            "fg_tokens": int(self.fg_flat.sum()),
+            "total_tokens": int(self.fg_flat.numel()),
+        }
+
+
+def run_edit(backbone, sample: EditSample, config: EditConfig, seed: int, source_cache=None,
+             callback: Callable[[dict], None] | None = None) -> EditOutput:
+    """Edit one sample with one method configuration (the engine's single entry point)."""
+    editor = Editor(backbone, sample, config, seed, source_cache, callback)
+    install_kv_control(backbone.transformer, editor.controller)
+    try:
+        return editor.run()
+    finally:
+        remove_kv_control(backbone.transformer)

@@ -84,8 +84,14 @@ class EditConfig:
         return self.bg_kv == "variance" or self.guidance.omega_rule != "constant"
 
     @property
+    def needs_source_kv(self) -> bool:
+        """Whether any step reads source K/V (otherwise no capture and no source rows run)."""
+        return self.bg_kv != "none" or self.injection == "full"
+
+    @property
     def needs_inversion(self) -> bool:
-        return self.source == "inversion" or self.init in ("inversion", "reinit")
+        return (self.source == "inversion" and (self.needs_source_kv or self.compose == "every_step")) \
+            or self.init in ("inversion", "reinit")
 
     def validate(self) -> None:
         choices = {

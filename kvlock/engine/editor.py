@@ -33,9 +33,11 @@ class NonFiniteError(RuntimeError):
 
 @dataclass
 class EditOutput:
-    """frames (T, H, W, 3) uint8; trace: one dict per denoising step; nfe: transformer row-evaluations."""
+    """frames (T, H, W, 3) uint8; latents (1, C, F, h, w) final latent; trace: one dict per
+    denoising step; nfe: transformer evaluations counted per batch row (CFG counts 2)."""
 
     frames: np.ndarray
+    latents: torch.Tensor
     trace: list[dict]
     nfe: int
     stats: dict = field(default_factory=dict)
@@ -150,7 +152,7 @@ class Editor:
         """Euler ODE inversion t: 0 → t_skip with the source prompt; captures K/V when the source
         provider is `inversion`. Interval i = [t_{i+1}, t_i] stores its K/V under key i."""
         c = self.config
-        capture = self.source_branches if c.source == "inversion" else []
+        capture = self.source_branches if c.source == "inversion" and c.needs_source_kv else []
         key = self.cache_key(capture)
         if self.source_cache is not None:
             cached = self.source_cache.load(key)
@@ -224,14 +226,15 @@ class Editor:
 
     def configure_edit_step(self, step: int, alpha: torch.Tensor, store: KVStore | None) -> list[Row]:
         c, ctrl = self.config, self.controller
-        ctrl.mode, ctrl.step, ctrl.store, ctrl.alpha = "edit", step, store, alpha
+        ctrl.mode = "edit" if c.needs_source_kv else "plain"
+        ctrl.step, ctrl.store, ctrl.alpha = step, store, alpha
         ctrl.bg_logit_bias = c.attn_scale
         ctrl.query_index = self.controller.fg_index if c.fg_only else None
         rows = [Row("target", b) for b in self.target_branches]
         ctrl.store_branch_of = {r: (b if c.kv_branch == "per_branch" else "cond")
                                 for r, b in enumerate(self.target_branches)}
         ctrl.source_row_of = {}
-        if c.source == "noised":
+        if c.source == "noised" and c.needs_source_kv:
             first_source = len(rows)
             rows += [Row("source", b) for b in self.source_branches]
             ctrl.source_row_of = {
@@ -255,7 +258,7 @@ class Editor:
             alpha = self.alpha_for_step(i, start, control.alpha)
             rows = self.configure_edit_step(i, alpha, store)
             latents = [x] * len(self.target_branches)
-            if c.source == "noised":
+            if c.source == "noised" and c.needs_source_kv:
                 latents += [self.noised_source(t_hi)] * len(self.source_branches)
             token_index = self.controller.fg_index if c.fg_only else None
             v_all = self.forward(rows, latents, t_hi, token_index)
@@ -279,7 +282,7 @@ class Editor:
         if c.compose == "final":
             x = torch.where(self.fg_latent, x, self.z0)
         frames = self.backbone.decode_latents(x)
-        return EditOutput(frames, trace, self.nfe, self.stats(inversion, store))
+        return EditOutput(frames, x, trace, self.nfe, self.stats(inversion, store))
 
     def trace_row(self, step: int, t: float, alpha: torch.Tensor, control, s_star) -> dict:
         bg_alpha = alpha[self.controller.bg_index] if self.config.injection == "full" else alpha

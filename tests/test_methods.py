@@ -1,0 +1,142 @@
+"""KV-Lock and the baseline family as named engine configurations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.apg import APG
+from baselines.cfg_zero_star import cfg_zero_star
+from kvlock.engine.config import EditConfig
+from kvlock.engine.editor import run_edit
+from kvlock.engine.token_mask import token_mask, tokens_to_pixels
+from kvlock.methods import available_methods, compose_method
+
+MAIN = ["kvlock", "hard_lock", "full_injection", "fixed_cfg", "fixed_fusion", "cfg_zero_star", "apg",
+        "reconstruct"]
+ABLATION = ["kvlock_abl_var_kv_only", "kvlock_abl_omega_only", "kvlock_abl_sstar_only",
+            "kvlock_abl_sstar_omega", "kvlock_abl_fixed_alpha", "kvlock_abl_global_sigma"]
+
+
+def test_every_named_method_exists():
+    assert set(MAIN + ABLATION) <= set(available_methods())
+
+
+@pytest.mark.parametrize("name", MAIN + ABLATION)
+def test_every_method_composes_and_runs_on_a_real_clip(name, tiny_backbone, real_clip):
+    cfg = compose_method(name, steps=3)
+    out = run_edit(tiny_backbone, real_clip, cfg, seed=0)
+    assert out.frames.shape == real_clip.frames.shape
+    assert len(out.trace) == 3 and out.trace[-1]["nfe"] == out.nfe > 0
+    assert {"sigma2", "alpha_mean", "alpha_q10", "alpha_q90", "omega", "s_star", "nfe"} <= set(out.trace[0])
+    assert out.stats["guidance_rule"] == cfg.guidance.rule and out.stats["omega_rule"] == cfg.guidance.omega_rule
+
+
+def test_ablation_rows_are_one_override_from_kvlock():
+    full = compose_method("kvlock")
+    assert compose_method("kvlock", ["method.detector.signal=global"]).detector == \
+        compose_method("kvlock_abl_global_sigma").detector
+    assert compose_method("kvlock", ["method.alpha=0.5", "method.bg_kv=const"]).alpha == 0.5
+    assert full.bg_kv == "variance" and full.guidance.rule == "cfg_zero_star"
+    assert full.guidance.omega_rule == "literal" and full.source == "noised"
+    assert (full.detector.window, full.detector.active_last, full.detector.tau) == (10, 20, 0.01)
+
+
+def kvlock_with(tau, inactive_alpha, steps=4):
+    return compose_method("kvlock", [f"method.detector.tau={tau}", f"method.detector.inactive_alpha={inactive_alpha}",
+                                     "method.detector.window=2", "method.guidance.omega_rule=constant",
+                                     "method.guidance.rule=cfg"], steps=steps)
+
+
+def test_kvlock_locks_fully_when_variance_exceeds_tau_and_not_at_all_when_it_vanishes(tiny_backbone, real_clip):
+    locked = run_edit(tiny_backbone, real_clip, kvlock_with(1e-12, 1.0), seed=0)
+    assert all(row["alpha_mean"] == 1.0 for row in locked.trace)
+    assert any(row["active"] for row in locked.trace)
+    hard = compose_method("kvlock", ["method.bg_kv=const", "method.alpha=1.0", "method.guidance.rule=cfg",
+                                     "method.guidance.omega_rule=constant"], steps=4)
+    torch.testing.assert_close(locked.latents, run_edit(tiny_backbone, real_clip, hard, seed=0).latents,
+                               atol=1e-6, rtol=0)
+
+    free = run_edit(tiny_backbone, real_clip, kvlock_with(1e9, 0.0), seed=0)
+    assert all(row["alpha_mean"] < 1e-6 for row in free.trace)
+    none = compose_method("kvlock", ["method.bg_kv=none", "method.guidance.rule=cfg",
+                                     "method.guidance.omega_rule=constant"], steps=4)
+    torch.testing.assert_close(free.latents, run_edit(tiny_backbone, real_clip, none, seed=0).latents,
+                               atol=1e-5, rtol=0)
+
+
+def test_token_level_signal_gives_per_token_alpha(tiny_backbone, real_clip):
+    cfg = compose_method("kvlock", ["method.detector.signal=token", "method.detector.window=2",
+                                    "method.detector.tau=0.003"], steps=5)
+    out = run_edit(tiny_backbone, real_clip, cfg, seed=0)
+    active = [row for row in out.trace if row["active"]]
+    assert active and all(0.0 <= row["alpha_q10"] <= row["alpha_q90"] <= 1.0 for row in active)
+
+
+def test_fixed_cfg_has_constant_omega_and_kvlock_literal_omega_follows_sigma(tiny_backbone, real_clip):
+    fixed = run_edit(tiny_backbone, real_clip, compose_method("fixed_cfg", steps=4), seed=0)
+    assert len({row["omega"] for row in fixed.trace}) == 1
+    cfg = compose_method("kvlock", ["method.detector.window=2"], steps=4)
+    out = run_edit(tiny_backbone, real_clip, cfg, seed=0)
+    for row in out.trace:
+        if row["active"]:
+            expected = cfg.guidance.scale * min(max(row["sigma2"] / cfg.detector.tau, 0), cfg.guidance.omega_max_ratio)
+            assert row["omega"] == pytest.approx(expected)
+            assert row["s_star"] is not None
+        else:
+            assert row["omega"] == cfg.guidance.scale
+
+
+def test_boost_rule_raises_omega_above_base(tiny_backbone, real_clip):
+    cfg = compose_method("kvlock", ["method.detector.window=2", "method.guidance.omega_rule=boost"], steps=4)
+    out = run_edit(tiny_backbone, real_clip, cfg, seed=0)
+    active = [row for row in out.trace if row["active"]]
+    assert active and all(row["omega"] >= cfg.guidance.scale for row in active)
+
+
+def bg_pixels(sample, backbone):
+    return ~tokens_to_pixels(token_mask(sample.mask, backbone.geometry), backbone.geometry, sample.num_frames)
+
+
+def test_full_injection_changes_background_while_hard_lock_does_not(tiny_backbone, real_clip):
+    bg = bg_pixels(real_clip, tiny_backbone)
+    hard = run_edit(tiny_backbone, real_clip, compose_method("hard_lock", steps=4), seed=0)
+    inject = run_edit(tiny_backbone, real_clip, compose_method("full_injection", steps=4), seed=0)
+    assert np.array_equal(hard.frames[bg], real_clip.frames[bg])
+    assert np.abs(inject.frames[bg].astype(int) - real_clip.frames[bg]).max() > 0
+
+
+def test_reconstruct_returns_the_source_closely_with_enough_steps(tiny_backbone, real_clip):
+    errors = {}
+    for steps in (2, 24):
+        out = run_edit(tiny_backbone, real_clip, compose_method("reconstruct", steps=steps), seed=0)
+        errors[steps] = float(np.abs(out.frames.astype(float) - real_clip.frames).mean())
+    assert errors[24] < errors[2] and errors[24] < 2.0  # mean abs error in 0..255 units
+
+
+def test_cfg_zero_star_matches_its_formula_on_random_tensors():
+    g = torch.Generator().manual_seed(0)
+    v_c, v_u = torch.randn(2, 3, 4, generator=g), torch.randn(2, 3, 4, generator=g)
+    v, s = cfg_zero_star(v_c, v_u, omega=4.0, eps=1e-8)
+    for b in range(2):
+        c, u = v_c[b].numpy().ravel(), v_u[b].numpy().ravel()
+        s_ref = c @ u / (u @ u + 1e-8)
+        np.testing.assert_allclose(s[b].item(), s_ref, rtol=1e-5)
+        np.testing.assert_allclose(v[b].numpy().ravel(), -3.0 * s_ref * u + 4.0 * c, rtol=1e-5, atol=1e-6)
+
+
+def test_apg_without_projection_terms_reduces_to_cfg_orthogonal_part():
+    g = torch.Generator().manual_seed(1)
+    v_c, v_u = torch.randn(1, 8, generator=g), torch.randn(1, 8, generator=g)
+    out = APG(eta=1.0)(v_c, v_u, omega=3.0)  # η = 1 keeps the parallel part: plain CFG
+    torch.testing.assert_close(out, v_u + 3.0 * (v_c - v_u))
+    ortho = APG(eta=0.0)(v_c, v_u, omega=3.0) - v_c
+    assert abs(float((ortho * v_c).sum())) < 1e-5  # the update is orthogonal to v_c
+
+
+def test_invalid_knob_value_names_the_key():
+    with pytest.raises(ValueError, match="method.compose='sometimes'"):
+        EditConfig(compose="sometimes")
+    with pytest.raises(ValueError, match="Unknown method 'nope'"):
+        compose_method("nope")

@@ -128,7 +128,8 @@ def build_wan_tiny(cfg: dict) -> WanBackbone:
     )
     weights = cfg.get("weights")
     if weights:
-        load_weights(Path(weights), transformer=transformer, text_encoder=text_encoder)
+        modules = {"transformer": transformer, "text_encoder": text_encoder}
+        load_weights(resolve_repo_path(weights), **modules)
     return WanBackbone(
         name=cfg["name"],
         transformer=transformer.to(device, dtype).eval(),
@@ -141,8 +142,20 @@ def build_wan_tiny(cfg: dict) -> WanBackbone:
     )
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_repo_path(path: str | Path) -> Path:
+    """Relative paths are taken from the repository root, so configs work from any cwd."""
+    path = Path(path)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
 def load_weights(path: Path, **modules: torch.nn.Module) -> None:
-    """Load `<module>.<param>` tensors from one safetensors file into the named modules (strict)."""
+    """Load `<module>.<param>` tensors from one safetensors file into the named modules.
+
+    A module with no key in the file keeps its seeded weights; one with keys must match exactly.
+    """
     from safetensors.torch import load_file
 
     if not path.is_file():
@@ -150,7 +163,8 @@ def load_weights(path: Path, **modules: torch.nn.Module) -> None:
     state = load_file(str(path))
     for prefix, module in modules.items():
         sub = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
-        module.load_state_dict(sub, strict=True)
+        if sub:
+            module.load_state_dict(sub, strict=True)
 
 
 def load_wan_pretrained(cfg: dict) -> WanBackbone:

@@ -1,23 +1,29 @@
-"""Backbone adapters: encode/decode video, encode prompts, token geometry, transformer forward."""
+"""Backbone adapters: encode/decode video, encode prompts, token geometry, transformer forward.
+
+`geometry` is imported eagerly (data preparation needs it); the Wan adapter, which imports
+diffusers and transformers, only when a backbone is built.
+"""
 
 from __future__ import annotations
 
 from kvlock.backbones.geometry import FrameRules, LatentGeometry
-from kvlock.backbones.wan import WanBackbone, build_wan_tiny, load_wan_pretrained
 
-BACKBONE_BUILDERS = {"wan_tiny": build_wan_tiny, "wan_pretrained": load_wan_pretrained}
+BACKBONE_KINDS = ("wan_tiny", "wan_pretrained")
 
 
-def build_backbone(cfg) -> WanBackbone:
+def build_backbone(cfg):
     """Build the backbone a `conf/model/*.yaml` describes (`kind` selects the builder)."""
     from omegaconf import DictConfig, OmegaConf
 
+    from kvlock.backbones.wan import build_wan_tiny, load_wan_pretrained
+
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
+    builders = {"wan_tiny": build_wan_tiny, "wan_pretrained": load_wan_pretrained}
     kind = cfg.get("kind")
-    if kind not in BACKBONE_BUILDERS:
-        raise ValueError(f"Unknown model kind '{kind}'. Available: {', '.join(sorted(BACKBONE_BUILDERS))}")
-    return BACKBONE_BUILDERS[kind](cfg)
+    if kind not in builders:
+        raise ValueError(f"Unknown model kind '{kind}'. Available: {', '.join(sorted(builders))}")
+    return builders[kind](cfg)
 
 
-__all__ = ["FrameRules", "LatentGeometry", "WanBackbone", "build_backbone"]
+__all__ = ["BACKBONE_KINDS", "FrameRules", "LatentGeometry", "build_backbone"]

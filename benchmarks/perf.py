@@ -1,0 +1,392 @@
+"""Performance benchmarks: the harness's cost against the backbone's own cost.
+
+    python -m benchmarks.perf [--quick] [--json FILE] [--results FILE]
+
+Every ratio is measured side by side in this one process (medians of repeats, warm-up
+excluded), except peak memory, which is read from fresh subprocesses (`--peak-rss` mode) so
+that one measurement cannot inherit another's high-water mark. Full mode writes
+benchmarks/RESULTS.md; quick mode (the CI smoke run) writes only what it is asked to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from kvlock.backbones import build_backbone
+from kvlock.data.sample import EditSample
+from kvlock.engine.editor import run_edit
+from kvlock.engine.forward import wan_forward
+from kvlock.engine.token_mask import token_mask
+from kvlock.methods import compose_method
+
+REPO = Path(__file__).resolve().parents[1]
+MAIN_METHODS = ["kvlock", "hard_lock", "full_injection", "fixed_cfg", "fixed_fusion", "cfg_zero_star", "apg",
+                "reconstruct"]
+TARGETS = {
+    "overhead": "≤ 1.10",
+    "fg_only_speedup@0.25": "≥ 2.5×",
+    "noised_memory_ratio_50_10": "≤ 1.05",
+    "inversion_store_bytes_vs_formula": "1.00 ± 0.05",
+    "sweep_cache_speedup": "≥ 1.5×",
+}
+
+
+@dataclass
+class Sizes:
+    """Clip size, steps and repeats of one benchmark mode."""
+
+    frames: int
+    height: int
+    width: int
+    steps: int
+    repeats: int
+    memory_steps: tuple[int, int]
+
+
+ANALYSIS_MARKER = "<!-- analysis: kept across re-runs -->"
+QUICK = Sizes(frames=9, height=32, width=32, steps=3, repeats=1, memory_steps=(2, 4))
+FULL = Sizes(frames=17, height=128, width=128, steps=10, repeats=3, memory_steps=(10, 50))
+
+
+def median_seconds(fn, repeats: int) -> float:
+    """Median wall time of `fn()` over `repeats` runs after one warm-up run."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def make_sample(sizes: Sizes, area: float, seed: int = 0) -> EditSample:
+    """Random-texture clip with a centred rectangular mask covering `area` of each frame."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (sizes.frames, sizes.height, sizes.width, 3), dtype=np.uint8)
+    mask = np.zeros(frames.shape[:3], bool)
+    h = max(4, int(round(sizes.height * np.sqrt(area) / 4)) * 4)
+    w = max(4, int(round(sizes.height * sizes.width * area / h / 4)) * 4)
+    top, left = (sizes.height - h) // 2, (sizes.width - w) // 2
+    mask[:, top:top + h, left:left + w] = True
+    return EditSample(f"perf{area}", "perf", frames, mask, "a red circle on a floor", "a blue square on a floor",
+                      "color_change")
+
+
+class MemoryCache:
+    """In-memory source cache (same interface as the disk cache) to isolate the edit loop."""
+
+    def __init__(self):
+        self.entries = {}
+
+    def load(self, key):
+        return self.entries.get(key)
+
+    def save(self, key, tensors):
+        self.entries[key] = tensors
+
+
+def plain_forward_seconds(backbone, sample: EditSample, repeats: int) -> float:
+    """Median time of one stock transformer forward (batch 1, all tokens)."""
+    z = backbone.encode_video(sample.frames)
+    ctx = backbone.encode_prompt([sample.target_prompt])
+    t = torch.tensor([0.5])
+    return median_seconds(lambda: wan_forward(backbone.transformer, z, t, ctx), repeats * 3)
+
+
+def measure_overhead(backbone, sizes: Sizes, methods: list[str]) -> tuple[dict, float]:
+    """wall(run_edit) / (NFE × plain forward time) per method."""
+    sample = make_sample(sizes, 0.25)
+    forward_s = plain_forward_seconds(backbone, sample, sizes.repeats)
+    ratios = {}
+    for name in methods:
+        cfg = compose_method(name, steps=sizes.steps)
+        nfe = run_edit(backbone, sample, cfg, seed=0).nfe
+        seconds = median_seconds(lambda cfg=cfg: run_edit(backbone, sample, cfg, seed=0), sizes.repeats)
+        ratios[name] = seconds / (nfe * forward_s)
+    return ratios, forward_s
+
+
+def measure_fg_only(backbone, sizes: Sizes) -> dict:
+    """Edit-loop time of full-token vs fg-only hard lock (inversion served from a warm cache)."""
+    speedups = {}
+    for area in (0.10, 0.25, 0.50):
+        sample = make_sample(sizes, area)
+        times = {}
+        for fg_only in (False, True):
+            cfg = compose_method("hard_lock", [f"method.fg_only={str(fg_only).lower()}"], steps=sizes.steps)
+            cache = MemoryCache()
+            run_edit(backbone, sample, cfg, seed=0, source_cache=cache)
+            times[fg_only] = median_seconds(
+                lambda cfg=cfg, cache=cache, sample=sample: run_edit(backbone, sample, cfg, seed=0,
+                                                                     source_cache=cache),
+                sizes.repeats,
+            )
+        fraction = float(token_mask(sample.mask, backbone.geometry).float().mean())
+        speedups[f"{area:.2f}"] = {"speedup": times[False] / times[True], "fg_token_fraction": fraction}
+    return speedups
+
+
+def measure_sweep_cache(backbone, sizes: Sizes) -> dict:
+    """A 4-config KV-Edit sweep over the same edits with and without the on-disk source cache."""
+    from kvlock.experiment.source_cache import DiskSourceCache
+
+    overrides = [[], ["method.fg_only=true"], ["method.init=reinit"], ["method.attn_scale=1.0"]]
+    configs = [compose_method("hard_lock", o, steps=sizes.steps) for o in overrides]
+    samples = [make_sample(sizes, 0.25, seed) for seed in range(2)]
+
+    def sweep(use_cache: bool) -> float:
+        with tempfile.TemporaryDirectory() as root:
+            cache = DiskSourceCache(Path(root)) if use_cache else None
+            start = time.perf_counter()
+            for cfg in configs:
+                for sample in samples:
+                    run_edit(backbone, sample, cfg, seed=0, source_cache=cache)
+            return time.perf_counter() - start
+
+    sweep(False)  # warm-up
+    without = statistics.median(sweep(False) for _ in range(max(1, sizes.repeats // 2)))
+    with_cache = statistics.median(sweep(True) for _ in range(max(1, sizes.repeats // 2)))
+    return {"seconds_without": without, "seconds_with": with_cache, "speedup": without / with_cache}
+
+
+def peak_rss_subprocess(method_args: list[str]) -> dict:
+    """Run one edit in a fresh interpreter and return its peak RSS and engine byte counts."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.perf", "--peak-rss", *method_args],
+                         cwd=REPO, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure_memory(sizes: Sizes) -> dict:
+    lo, hi = sizes.memory_steps
+    size = [str(sizes.frames), str(sizes.height), str(sizes.width)]
+    noised = {s: peak_rss_subprocess(["kvlock", str(s), *size]) for s in (lo, hi)}
+    inversion = {s: peak_rss_subprocess(["hard_lock", str(s), *size]) for s in (lo, hi)}
+    offload = peak_rss_subprocess(["hard_lock", str(hi), *size, "method.kv_store=cpu"])
+    measured_growth = inversion[hi]["peak_rss"] - inversion[lo]["peak_rss"]
+    formula_growth = inversion[hi]["kv_formula"] - inversion[lo]["kv_formula"]
+    return {
+        "noised_peak_rss": {str(k): v["peak_rss"] for k, v in noised.items()},
+        "noised_memory_ratio": noised[hi]["peak_rss"] / noised[lo]["peak_rss"],
+        "inversion_peak_rss": {str(k): v["peak_rss"] for k, v in inversion.items()},
+        "inversion_store_bytes": {str(k): v["kv_store_bytes"] for k, v in inversion.items()},
+        "inversion_store_bytes_vs_formula": inversion[hi]["kv_store_bytes"] / inversion[hi]["kv_formula"],
+        "inversion_rss_growth_vs_formula": measured_growth / formula_growth,
+        "offload_device_kv_bytes": 0 if offload["device"] == "cpu" else offload["kv_store_bytes"],
+        "offload_note": "CPU run: the offloaded store and the compute device are the same host memory",
+    }
+
+
+def peak_rss_child(args: list[str]) -> None:
+    """--peak-rss METHOD STEPS T H W [overrides...]: one edit, prints JSON with peak RSS bytes."""
+    method, steps, frames, height, width, *overrides = args
+    sizes = Sizes(int(frames), int(height), int(width), int(steps), 1, (0, 0))
+    backbone = build_backbone(OmegaConf.load(REPO / "conf" / "model" / "wan_tiny.yaml"))
+    cfg = compose_method(method, overrides, steps=int(steps))
+    sample = make_sample(sizes, 0.25)
+    out = run_edit(backbone, sample, cfg, seed=0)
+    bg = int((~token_mask(sample.mask, backbone.geometry)).sum())
+    branches = 2 if cfg.guidance.rule != "none" and cfg.kv_branch == "per_branch" else 1
+    kv_formula = cfg.steps * backbone.num_layers * 2 * bg * backbone.inner_dim * 4 * branches
+    print(json.dumps({
+        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "kv_store_bytes": out.stats["kv_store_bytes"],
+        "kv_formula": kv_formula if cfg.source == "inversion" else 0,
+        "device": str(backbone.device),
+    }))
+
+
+def measure_metrics(sizes: Sizes) -> dict:
+    """Frames per second of each metric on embedded-default clips; second call reuses source features."""
+    from kvlock.metrics import MetricInputs, build_metrics
+
+    sample = make_sample(sizes, 0.25)
+    edited = np.clip(sample.frames.astype(int) + 7, 0, 255).astype(np.uint8)
+    names = ["bg_psnr", "bg_psnr_bgonly", "bg_mse", "bg_ssim", "bg_lpips", "clip_text", "clip_text_edit",
+             "clip_dir", "clip_frame_consistency", "vbench_bc", "vbench_sc", "flicker", "warp_error"]
+    base = OmegaConf.load(REPO / "conf" / "metrics" / "default.yaml")
+    base.allow_random_weights = True
+    base.clip_model = "ViT-B-32"
+    base.device = "cpu"
+    fps, notes = {}, {}
+    for name in names:
+        cfg = OmegaConf.merge(base, {"names": [name]})
+        metric = build_metrics(cfg)[0]
+        inputs = MetricInputs(sample.frames, edited, sample.mask, sample.source_prompt, sample.target_prompt)
+        start = time.perf_counter()
+        result = metric.compute(inputs)
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        metric.compute(MetricInputs(sample.frames, edited, sample.mask, sample.source_prompt,
+                                    sample.target_prompt, source_key=inputs.source_key))
+        second = time.perf_counter() - start
+        fps[name] = sample.num_frames / second
+        notes[name] = {"first_call_s": first, "second_call_s": second, "random_weights": result.random_weights,
+                       "model": result.model}
+    return {"fps": fps, "notes": notes}
+
+
+def gpu_section(quick: bool) -> dict:
+    """Wan2.1-1.3B-sized random transformer at 480x832x33 in bf16 (only when CUDA is present)."""
+    if not torch.cuda.is_available():
+        return {"available": False, "note": "no GPU on this machine: GPU rows not measured"}
+    from diffusers import WanTransformer3DModel
+
+    device = torch.device("cuda")
+    transformer = WanTransformer3DModel(num_attention_heads=12, attention_head_dim=128, in_channels=16,
+                                        out_channels=16, text_dim=4096, ffn_dim=8960, num_layers=30)
+    transformer = transformer.to(device, torch.bfloat16).eval()
+    frames, height, width = (9, 240, 416) if quick else (33, 480, 832)
+    latents = torch.randn(1, 16, (frames - 1) // 4 + 1, height // 8, width // 8, device=device)
+    ctx = torch.randn(1, 512, 4096, device=device, dtype=torch.bfloat16)
+    t = torch.tensor([0.5], device=device)
+
+    def step():
+        wan_forward(transformer, latents, t, ctx)
+        torch.cuda.synchronize()
+
+    torch.cuda.reset_peak_memory_stats()
+    seconds = median_seconds(step, 3)
+    return {"available": True, "device": torch.cuda.get_device_name(), "size": f"{frames}x{height}x{width}",
+            "plain_forward_s": seconds, "peak_gpu_mem_gb": torch.cuda.max_memory_allocated() / 1024**3}
+
+
+def machine() -> str:
+    return f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads, " \
+           f"torch {torch.__version__}, Python {platform.python_version()}".replace("  ", " ")
+
+
+def write_results(path: Path, report: dict) -> None:
+    lines = [
+        "# Performance results",
+        "",
+        f"Measured by `python -m benchmarks.perf` on {report['device']} ({report['machine']}), "
+        f"clip {report['size']}, {report['steps']} steps, tiny Wan backbone (`model=wan_tiny`). "
+        "Ratios come from one process, side by side; medians of repeats after a warm-up.",
+        "",
+        "## 1. Hook overhead: wall / (NFE × plain forward)",
+        "",
+        f"Plain forward (batch 1, all tokens): {report['plain_forward_s'] * 1e3:.1f} ms. Target {TARGETS['overhead']}.",
+        "",
+        "| method | ratio |",
+        "|---|---|",
+        *[f"| {k} | {v:.2f} |" for k, v in report["overhead"].items()],
+        "",
+        "## 2. fg-only hard lock vs full-token hard lock (edit loop, inversion cached)",
+        "",
+        f"Target {TARGETS['fg_only_speedup@0.25']} at 25 % mask area.",
+        "",
+        "| mask area | fg token fraction | speed-up |",
+        "|---|---|---|",
+        *[f"| {k} | {v['fg_token_fraction']:.2f} | {v['speedup']:.2f}× |" for k, v in report["fg_only"].items()],
+        "",
+        "## 3. Memory (fresh subprocess per measurement, peak RSS)",
+        "",
+    ]
+    mem = report["memory"]
+    lines += [
+        "| measurement | value | target |",
+        "|---|---|---|",
+        f"| noised provider peak RSS ratio, {report['memory_steps'][1]} vs {report['memory_steps'][0]} steps | "
+        f"{mem['noised_memory_ratio']:.3f} | {TARGETS['noised_memory_ratio_50_10']} |",
+        f"| inversion store bytes / formula | {mem['inversion_store_bytes_vs_formula']:.3f} | "
+        f"{TARGETS['inversion_store_bytes_vs_formula']} |",
+        f"| inversion peak-RSS growth / formula growth | {mem['inversion_rss_growth_vs_formula']:.3f} | "
+        "≈ 1 (linear growth) |",
+        f"| CPU-offload mode: K/V bytes on the compute device | {mem['offload_device_kv_bytes']} | 0 |",
+        "",
+        f"Inversion store bytes by steps: {mem['inversion_store_bytes']}. {mem['offload_note']}.",
+        "",
+        "## 4. Sweep economy: 4 hard-lock configs × 2 edits, source cache on vs off",
+        "",
+        f"{report['sweep']['seconds_without']:.2f} s without, {report['sweep']['seconds_with']:.2f} s with: "
+        f"**{report['sweep']['speedup']:.2f}×** (target {TARGETS['sweep_cache_speedup']}).",
+        "",
+        "## 5. Metrics throughput (frames / s, second call: source features cached)",
+        "",
+        "| metric | fps | first call s | second call s | model |",
+        "|---|---|---|---|---|",
+        *[f"| {k} | {v:.1f} | {report['metrics']['notes'][k]['first_call_s']:.3f} | "
+          f"{report['metrics']['notes'][k]['second_call_s']:.3f} | {report['metrics']['notes'][k]['model'] or '-'} |"
+          for k, v in report["metrics"]["fps"].items()],
+        "",
+        "## 6. GPU",
+        "",
+        json.dumps(report["gpu"]),
+        "",
+    ]
+    kept = ""
+    if path.exists() and ANALYSIS_MARKER in path.read_text():
+        kept = path.read_text().split(ANALYSIS_MARKER, 1)[1]
+    path.write_text("\n".join(lines) + "\n" + ANALYSIS_MARKER + kept)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (CI smoke run)")
+    parser.add_argument("--json", type=Path, help="write the machine-readable results here")
+    parser.add_argument("--results", type=Path, help="markdown results file (full mode default: "
+                                                       "benchmarks/RESULTS.md)")
+    parser.add_argument("--peak-rss", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.peak_rss is not None:
+        peak_rss_child(args.peak_rss)
+        return {}
+    sizes = QUICK if args.quick else FULL
+    backbone = build_backbone(OmegaConf.load(REPO / "conf" / "model" / "wan_tiny.yaml"))
+    print(f"[perf] {'quick' if args.quick else 'full'} mode on {backbone.device}", flush=True)
+    overhead, forward_s = measure_overhead(backbone, sizes, MAIN_METHODS)
+    print(f"[perf] overhead: {json.dumps({k: round(v, 3) for k, v in overhead.items()})}", flush=True)
+    fg_only = measure_fg_only(backbone, sizes)
+    print(f"[perf] fg_only speed-up: {json.dumps({k: round(v['speedup'], 2) for k, v in fg_only.items()})}",
+          flush=True)
+    memory = measure_memory(sizes)
+    print(f"[perf] memory: {json.dumps(memory)}", flush=True)
+    sweep = measure_sweep_cache(backbone, sizes)
+    print(f"[perf] sweep cache speed-up: {sweep['speedup']:.2f}x", flush=True)
+    metrics = measure_metrics(sizes)
+    print(f"[perf] metrics fps: {json.dumps({k: round(v, 1) for k, v in metrics['fps'].items()})}", flush=True)
+    gpu = gpu_section(args.quick)
+    report = {
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "machine": machine(),
+        "size": f"{sizes.frames}x{sizes.height}x{sizes.width}",
+        "steps": sizes.steps,
+        "memory_steps": sizes.memory_steps,
+        "plain_forward_s": forward_s,
+        "overhead": overhead,
+        "fg_only": fg_only,
+        "fg_only_speedup": {k: v["speedup"] for k, v in fg_only.items()},
+        "memory": memory,
+        "noised_memory_ratio_50_10": memory["noised_memory_ratio"],
+        "inversion_store_bytes_vs_formula": memory["inversion_store_bytes_vs_formula"],
+        "sweep": sweep,
+        "sweep_cache_speedup": sweep["speedup"],
+        "metrics": metrics,
+        "metrics_fps": metrics["fps"],
+        "gpu": gpu,
+    }
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    results = args.results or (None if args.quick else REPO / "benchmarks" / "RESULTS.md")
+    if results:
+        write_results(results, report)
+        print(f"[perf] wrote {results}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Metric-model weights: local caches only, never a download; seeded random weights on request.
+
+Caches looked in (or `weights_dir` when set, which replaces all of them):
+torch hub dir (`torch.hub.get_dir()`: `checkpoints/` for torchvision/DINO files, repo folders
+for hub code), the Hugging Face cache and open_clip's URL cache (`~/.cache/clip`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+
+class WeightsUnavailable(RuntimeError):
+    """A metric model's weights are not in the local caches; `str(err)` is the result-row marker."""
+
+    def __init__(self, model: str):
+        super().__init__(f"not computed: {model} weights unavailable")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A metric model in eval mode; `description` says what ran (incl. "random init, seed s")."""
+
+    module: torch.nn.Module
+    description: str
+    random_weights: bool
+
+    @property
+    def provenance(self) -> dict:
+        """The `MetricResult` fields recording this model: {"model", "random_weights"}."""
+        return {"model": self.description, "random_weights": self.random_weights}
+
+
+def hub_dir(weights_dir: str | None) -> Path:
+    return Path(weights_dir) if weights_dir else Path(torch.hub.get_dir())
+
+
+def cached_checkpoint(url: str, weights_dir: str | None) -> Path | None:
+    """The torch-hub cache file `load_state_dict_from_url(url)` would use, if it is there."""
+    path = hub_dir(weights_dir) / "checkpoints" / os.path.basename(url)
+    return path if path.is_file() else None
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def seeded(seed: int, build: Callable[[], T]) -> T:
+    """Run `build` under a fixed torch seed without touching the global RNG state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def load_or_random(
+    model: str,
+    checkpoint: Path | None,
+    build: Callable[[Path | None], torch.nn.Module],
+    *,
+    allow_random: bool,
+    seed: int,
+    device: torch.device,
+) -> LoadedModel:
+    """`build(checkpoint)` (it loads the file), or `build(None)` under a fixed seed for random
+    weights when allowed. Raises WeightsUnavailable when there is no checkpoint and random
+    weights are not allowed."""
+    if checkpoint is None and not allow_random:
+        raise WeightsUnavailable(model)
+    module = seeded(seed, lambda: build(checkpoint))
+    if checkpoint is None:
+        description, random_weights = f"{model} (random init, seed {seed})", True
+    else:
+        description, random_weights = model, False
+    return LoadedModel(module.eval().requires_grad_(False).to(device), description, random_weights)

@@ -64,3 +64,39 @@ def random_clip():
     for t in range(9):
         mask[t, 8:20, 4 + t : 16 + t] = True
     return EditSample("rand__edit", "rand", frames, mask, "a red square", "a blue circle", "color_change")
+
+
+# --- experiment / sweeps / report ------------------------------------------------------------
+
+# A tiny job shared by the sweep tests: 2 synthetic edits of one clip, 4 steps, 9 frames of
+# 32x32, weight-free metrics, one torch thread (bit-identical results across launchers).
+TINY_RUN = (
+    "metrics=fast", "sampler.steps=4", "dataset.num_videos=1", "dataset.edit_types=[color_change,removal]",
+    "dataset.num_frames=9", "dataset.height=32", "dataset.width=32", "run.num_threads=1",
+)
+TINY_EDITS = ["synthetic-s0-0000__color_change", "synthetic-s0-0000__removal"]
+
+
+def run_module(module: str, *args: str, cwd: Path, timeout: float = 300):
+    """`python -m <module> args...` in a subprocess (W&B offline); CompletedProcess, output merged."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1"}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, timeout=timeout,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory):
+    """One real 2-method multirun (kvlock, hard_lock) with the joblib launcher and W&B offline,
+    read by several tests. Attributes: root, dir (sweep dir), cache (source cache dir), args
+    (the command line minus hydra.sweep.dir), output."""
+    from types import SimpleNamespace
+
+    root = tmp_path_factory.mktemp("tiny_sweep")
+    args = ["-m", "method=kvlock,hard_lock", "hydra/launcher=joblib", *TINY_RUN,
+            f"paths.cache_dir={root / 'cache'}"]
+    result = run_module("benchmarks.run", *args, "logger=wandb", f"hydra.sweep.dir={root / 'sweep'}", cwd=root)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return SimpleNamespace(root=root, dir=root / "sweep", cache=root / "cache", args=args, output=result.stdout)

@@ -1,0 +1,1 @@
+"""The Hydra experiment app: compose config → run edits → metrics → results store + loggers."""

@@ -1,0 +1,57 @@
+"""Pareto plot: background fidelity vs text alignment, one point per method (matplotlib Agg)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+
+def pareto_front(points: list[tuple[float, float]], higher: tuple[bool, bool]) -> list[int]:
+    """Indices of the points no other point beats on both axes (in the better direction)."""
+    sign = [1 if h else -1 for h in higher]
+    scored = [(x * sign[0], y * sign[1]) for x, y in points]
+    return [i for i, (x, y) in enumerate(scored)
+            if not any(ox >= x and oy >= y and (ox, oy) != (x, y) for ox, oy in scored)]
+
+
+def pareto_plot(agg: pd.DataFrame, path: str | Path, metric_info: dict, x: str = "bg_psnr",
+                y: str = "clip_text", reference: tuple[str, ...] = ("reconstruct",)) -> Path:
+    """Write the plot; `reference` methods (no-edit floors) are drawn grey and left out of the
+    front. Raises ValueError naming what is missing when no method has both values."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    missing = [m for m in (x, y) if m not in agg]
+    if missing:
+        raise ValueError(f"pareto plot needs {', '.join(missing)}, which these runs did not compute")
+    data = agg[[math.isfinite(a) and math.isfinite(b) for a, b in zip(agg[x], agg[y])]]
+    if data.empty:
+        raise ValueError(f"pareto plot: no method has both {x} and {y}")
+    higher = tuple(metric_info.get(m, {}).get("higher_is_better", True) for m in (x, y))
+    is_ref = data["method"].isin(reference)
+    methods = data[~is_ref]
+    points = list(zip(methods[x], methods[y]))
+    front = sorted(points[i] for i in pareto_front(points, higher))
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+    ax.scatter(methods[x], methods[y], zorder=3, label="methods")
+    if is_ref.any():
+        ax.scatter(data[is_ref][x], data[is_ref][y], marker="x", color="gray", zorder=3, label="reference (no edit)")
+    for px, py, label in zip(data[x], data[y], data["label"]):
+        ax.annotate(label, (px, py), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    if len(front) > 1:
+        ax.plot(*zip(*front), linestyle="--", color="gray", zorder=2, label="Pareto front")
+    ax.legend(loc="best", fontsize=8)
+    arrow = {True: "↑", False: "↓"}
+    ax.set_xlabel(f"{metric_info.get(x, {}).get('label', x)} {arrow[higher[0]]}")
+    ax.set_ylabel(f"{metric_info.get(y, {}).get('label', y)} {arrow[higher[1]]}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kvlock.data import EditSample, FailedItem, PrepareConfig, prepare_sample, video_hash
+from kvlock.data import DataError, EditSample, FailedItem, PrepareConfig, prepare_sample, video_hash
 from kvlock.engine.config import EditConfig
 from kvlock.engine.editor import NonFiniteError, run_edit
+from kvlock.engine.memory import check_fits
 from kvlock.experiment.artifacts import save_trace, save_videos
 from kvlock.experiment.memory import PeakMemory
 from kvlock.metrics import MetricInputs, evaluate
@@ -33,6 +34,7 @@ class EditOptions:
     save_videos: bool = True
     save_comparison: bool = True
     fps: float = 8
+    memory_guard: bool = True
 
 
 class EditRunner:
@@ -64,12 +66,16 @@ class EditRunner:
             if err.abort:
                 raise
             return self._failed(ids, f"NonFiniteError: {err}"), {}
+        except DataError as err:  # already "<file>: <problem>"
+            return self._failed(ids, str(err)), {}
         except Exception as err:  # one bad edit never stops the set
             log.debug("edit %s failed", item.edit_id, exc_info=True)
             return self._failed(ids, f"{type(err).__name__}: {err}"), {}
 
     def _run(self, backbone, item: EditSample, ids: dict) -> tuple[dict, dict[str, Path]]:
         sample = prepare_sample(item, backbone.geometry.frame_rules, self.prepare)
+        if self.options.memory_guard:
+            check_fits(backbone, self.method, *sample.frames.shape[:3], fg_fraction=float(sample.mask.mean()))
         with PeakMemory(backbone.device) as memory:
             start = time.perf_counter()
             out = run_edit(backbone, sample, self.method, self.seed, self.source_cache)

@@ -57,7 +57,8 @@ def run_job(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | tuple =
         build_backbone=lambda: build_backbone(cfg.model), method=method, metrics=metrics,
         prepare=PrepareConfig.from_mapping(_plain(cfg.dataset.get("prepare"))), run_dir=run_dir,
         seed=info.seed, source_cache=cache,
-        options=EditOptions(cfg.run.save_videos, cfg.run.save_comparison, cfg.run.fps),
+        options=EditOptions(cfg.run.save_videos, cfg.run.save_comparison, cfg.run.fps,
+                            cfg.run.get("memory_guard", True)),
     )
     shared = dataclasses.asdict(info)
     logger = build_logger(_plain(cfg.logger), run_dir, info, json.loads(info.config))

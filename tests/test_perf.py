@@ -1,0 +1,29 @@
+"""Smoke run of the performance benchmark in quick mode (no timing asserts: speed is measured in
+benchmarks/, not in tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_perf_quick_writes_every_documented_key(tmp_path):
+    out = tmp_path / "perf.json"
+    results = tmp_path / "RESULTS.md"
+    subprocess.run([sys.executable, "-m", "benchmarks.perf", "--quick", "--json", str(out),
+                    "--results", str(results)], cwd=REPO, check=True, capture_output=True, text=True,
+                   timeout=600)
+    report = json.loads(out.read_text())
+    for key in ("overhead", "fg_only_speedup", "noised_memory_ratio_50_10", "inversion_store_bytes_vs_formula",
+                "sweep_cache_speedup", "metrics_fps", "device"):
+        assert key in report, key
+    assert set(report["fg_only_speedup"]) == {"0.10", "0.25", "0.50"}
+    assert {"kvlock", "hard_lock", "full_injection", "fixed_cfg"} <= set(report["overhead"])
+    assert all(value > 0 for value in report["overhead"].values())
+    assert report["inversion_store_bytes_vs_formula"] == 1.0  # the store's bytes are the formula's
+    assert report["gpu"]["available"] is False or "device" in report["gpu"]
+    assert "Hook overhead" in results.read_text()

@@ -67,6 +67,7 @@ class EditRunner:
                 raise
             return self._failed(ids, f"NonFiniteError: {err}"), {}
         except DataError as err:  # already "<file>: <problem>"
+            log.debug("edit %s failed", item.edit_id, exc_info=True)
             return self._failed(ids, str(err)), {}
         except Exception as err:  # one bad edit never stops the set
             log.debug("edit %s failed", item.edit_id, exc_info=True)

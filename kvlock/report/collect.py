@@ -53,7 +53,11 @@ def collect(root: str | Path) -> Collection:
     return Collection(rows, info, files)
 
 
-def _labels(rows: pd.DataFrame) -> pd.Series:
+# Overrides that do not change results: left out of the labels that tell configs apart.
+INCIDENTAL_OVERRIDES = ("hydra", "report.", "logger", "run.", "paths.", "cache.", "name=")
+
+
+def config_labels(rows: pd.DataFrame) -> pd.Series:
     """Method name per config; configs sharing a method name get their distinguishing overrides."""
     configs = rows.drop_duplicates("config_hash").set_index("config_hash")
     labels = {}
@@ -64,7 +68,8 @@ def _labels(rows: pd.DataFrame) -> pd.Series:
         sets = {h: set(json.loads(o or "[]")) for h, o in group["overrides"].items()}
         common = set.intersection(*sets.values())
         for config_hash, overrides in sets.items():
-            extra = sorted(o.removeprefix("method.") for o in overrides - common if not o.startswith("hydra"))
+            extra = sorted(o.removeprefix("method.") for o in overrides - common
+                           if not o.startswith(INCIDENTAL_OVERRIDES))
             labels[config_hash] = f"{method} [{', '.join(extra) or config_hash[:8]}]"
     return rows["config_hash"].map(labels)
 
@@ -73,7 +78,7 @@ def aggregate(collection: Collection) -> pd.DataFrame:
     """One row per config (label): `method`, `n_ok`, `n_total`, nan-means over ok edits of every
     metric and of seconds / sec_per_step / nfe, and the max peak_mem_mb."""
     rows = collection.rows.copy()
-    rows["label"] = _labels(rows)
+    rows["label"] = config_labels(rows)
     if "steps" in rows:
         rows["sec_per_step"] = pd.to_numeric(rows["seconds"], errors="coerce") / rows["steps"]
     ok = rows[rows["status"] == "ok"]

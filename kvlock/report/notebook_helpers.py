@@ -21,7 +21,7 @@ import pandas as pd
 
 from kvlock.experiment.metadata import config_hash
 from kvlock.experiment.store import safe_name
-from kvlock.report.collect import Collection, _labels, aggregate
+from kvlock.report.collect import Collection, aggregate, config_labels
 
 # Alignment columns for the Pareto plot's y axis, in order of preference.
 ALIGNMENT_COLUMNS = ("clip_text", "clip_text_edit", "clip_dir", "fg_psnr_gt", "fg_lpips_gt")
@@ -65,7 +65,7 @@ def show(fig, name: str | None = None, fig_dir: str | Path | None = None) -> Non
 
 def ok_rows(collection: Collection) -> pd.DataFrame:
     """The ok rows with a `label` column (the same labels as the report tables)."""
-    rows = collection.rows.assign(label=_labels(collection.rows))
+    rows = collection.rows.assign(label=config_labels(collection.rows))
     return rows[rows["status"] == "ok"].copy()
 
 

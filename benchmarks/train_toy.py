@@ -1,0 +1,242 @@
+"""Rectified-flow training of the toy Wan backbone on the synthetic world, plus its evaluation.
+
+    python -m benchmarks.train_toy [--config conf/train/toy.yaml] [key=value ...]
+    python -m benchmarks.train_toy --eval-only [model_weights=path] [key=value ...]
+
+A plain argparse + OmegaConf entry (dotlist overrides) so it runs without a Hydra run dir.
+Writes into `out_dir`: `train.log.jsonl` (loss per log step), `loss.png`, `samples_<step>.png`,
+`wan_toy.safetensors` (EMA weights, keys `transformer.*` and `text_encoder.*`), `eval.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from tqdm import tqdm
+
+from kvlock.backbones import build_backbone
+from kvlock.backbones.wan import resolve_repo_path
+from kvlock.data.synthetic import render_scene, sample_scene, scene_prompt
+from kvlock.engine.timesteps import flow_timesteps
+
+
+def make_batch(codec, data_cfg, seed: int, indices) -> tuple[torch.Tensor, list[str], list]:
+    """Scenes Generator([seed, i]) for i in `indices` -> latents (B, C, F, h, w), prompts, scenes."""
+    scenes = [sample_scene(np.random.default_rng([seed, int(i)]), max_objects=data_cfg.max_objects)
+              for i in indices]
+    shape = (data_cfg.num_frames, data_cfg.height, data_cfg.width)
+    latents = torch.cat([codec.encode(render_scene(s, *shape)[0]) for s in scenes])
+    return latents, [scene_prompt(s) for s in scenes], scenes
+
+
+def encode_prompts(prompt_encoder, prompts: list[str]) -> torch.Tensor:
+    """Differentiable twin of `PromptEncoder.forward`: -> (B, L, D), zeroed past each prompt."""
+    ids, mask = prompt_encoder.tokenizer([p.strip() for p in prompts], prompt_encoder.max_length)
+    device = prompt_encoder.encoder.device
+    hidden = prompt_encoder.encoder(ids.to(device), mask.to(device)).last_hidden_state
+    return hidden * mask.to(device)[..., None].to(hidden.dtype)
+
+
+def sample_t(n: int, kind: str, gen: torch.Generator) -> torch.Tensor:
+    """(n,) training times in (0, 1): logit-normal(0, 1) or uniform."""
+    if kind == "logit_normal":
+        return torch.sigmoid(torch.randn(n, generator=gen))
+    if kind == "uniform":
+        return torch.rand(n, generator=gen)
+    raise ValueError(f"Unknown t_sampling '{kind}'. Available: logit_normal, uniform")
+
+
+@torch.no_grad()
+def generate(backbone, prompts: list[str], shape: tuple[int, int, int], steps: int, shift: float,
+             cfg_scale: float, seed: int) -> np.ndarray:
+    """Euler sampling t: 1 -> 0 with CFG against the backbone's negative prompt.
+
+    shape = (T, H, W) in pixels -> frames (B, T, H, W, 3) uint8.
+    """
+    c, f, h, w = backbone.geometry.latent_shape(*shape)[-4:]
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(len(prompts), c, f, h, w, generator=gen).to(backbone.device)
+    cond = backbone.encode_prompt(prompts)
+    uncond = backbone.encode_prompt([backbone.negative_prompt] * len(prompts))
+    context = torch.cat([cond, uncond])
+    times = flow_timesteps(steps, shift)
+    for t, t_next in zip(times[:-1], times[1:]):
+        v_c, v_u = backbone.velocity(torch.cat([x, x]), t.expand(2 * len(prompts)), context).chunk(2)
+        x = x + (t_next - t) * (v_u + cfg_scale * (v_c - v_u))
+    return np.stack([backbone.decode_latents(z[None].cpu()) for z in x])
+
+
+def save_grid(videos: np.ndarray, path: Path) -> None:
+    """videos (B, T, H, W, 3) uint8 -> one PNG, a row per video, a column per frame."""
+    from PIL import Image
+
+    b, t, h, w, _ = videos.shape
+    grid = videos.transpose(0, 2, 1, 3, 4).reshape(b * h, t * w, 3)
+    Image.fromarray(grid).resize((t * w * 4, b * h * 4), Image.NEAREST).save(path)
+
+
+def save_loss_curve(log: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["step"] for r in log], [r["loss"] for r in log], label="loss (mean over log window)")
+    ax.set(xlabel="step", ylabel="MSE(v, ε − z0)", yscale="log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_weights(backbone, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"transformer.{k}": v for k, v in backbone.transformer.state_dict().items()}
+    tensors |= {f"text_encoder.{k}": v for k, v in backbone.prompt_encoder.encoder.state_dict().items()}
+    save_file({k: v.detach().float().cpu().clone() for k, v in tensors.items()}, str(path))
+
+
+def evaluate(backbone, cfg, out_dir: Path | None = None) -> dict:
+    """Generate from held-out scenes (Generator([eval_seed, i])) and score them with the oracle."""
+    from kvlock.oracle import score_generations
+
+    d, e, s = cfg.data, cfg.eval, cfg.sample
+    shape = (d.num_frames, d.height, d.width)
+    videos, scenes = [], []
+    for start in range(0, e.num_prompts, e.batch_size):
+        idx = range(start, min(start + e.batch_size, e.num_prompts))
+        _, prompts, batch_scenes = make_batch(backbone.codec, d, d.eval_seed, idx)
+        videos.append(generate(backbone, prompts, shape, s.steps, s.shift, s.cfg_scale, cfg.seed + start))
+        scenes += batch_scenes
+    videos = np.concatenate(videos)
+    result = score_generations(videos, [sc.objects[0] for sc in scenes])
+    if out_dir is not None:
+        save_grid(videos[:8], out_dir / "eval_samples.png")
+    return result
+
+
+def train(cfg) -> dict:
+    """Train from seeded weights; returns the summary written to `summary.json`."""
+    torch.set_num_threads(int(cfg.threads))
+    torch.manual_seed(cfg.seed)
+    out_dir = Path(cfg.out_dir or f"outputs/train_toy/{time.strftime('%Y%m%d-%H%M%S')}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, out_dir / "config.yaml")
+
+    model_cfg = OmegaConf.load(resolve_repo_path(cfg.model_config))
+    model_cfg.weights, model_cfg.device = None, cfg.device
+    backbone = build_backbone(model_cfg)
+    tc, d = cfg.train, cfg.data
+    transformer, text_encoder = backbone.transformer.train(), backbone.prompt_encoder.encoder
+    params = list(transformer.parameters())
+    if tc.train_text_encoder:
+        params += list(text_encoder.train().parameters())
+    else:
+        text_encoder.requires_grad_(False)
+    ema = {"transformer": copy.deepcopy(transformer).eval().requires_grad_(False),
+           "text_encoder": copy.deepcopy(text_encoder).eval().requires_grad_(False)}
+    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / tc.warmup))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    n_params = sum(p.numel() for p in transformer.parameters())
+    n_text = sum(p.numel() for p in text_encoder.parameters())
+
+    log, window, start, step = [], [], time.time(), 0
+    bar = tqdm(range(tc.max_steps), desc="train_toy")
+    for step in bar:
+        z0, prompts, _ = make_batch(backbone.codec, d, d.train_seed, range(step * tc.batch_size,
+                                                                            (step + 1) * tc.batch_size))
+        prompts = ["" if u < tc.p_uncond else p for u, p in zip(rng.random(len(prompts)), prompts)]
+        z0 = z0.to(backbone.device)
+        eps = torch.randn(z0.shape, generator=gen).to(backbone.device)
+        t = sample_t(len(prompts), tc.t_sampling, gen).to(backbone.device)
+        tb = t.view(-1, 1, 1, 1, 1)
+        x_t = (1 - tb) * z0 + tb * eps
+        context = encode_prompts(backbone.prompt_encoder, prompts)
+        v = transformer(x_t, timestep=t * 1000.0, encoder_hidden_states=context, return_dict=False)[0]
+        loss = torch.nn.functional.mse_loss(v.float(), eps - z0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+        opt.step()
+        sched.step()
+        decay = min(tc.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for name, live in (("transformer", transformer), ("text_encoder", text_encoder)):
+                for pe, pl in zip(ema[name].parameters(), live.parameters()):
+                    pe.lerp_(pl, 1 - decay)
+        window.append(loss.item())
+        if (step + 1) % tc.log_every == 0:
+            log.append({"step": step + 1, "loss": float(np.mean(window)), "minutes": (time.time() - start) / 60})
+            window = []
+            bar.set_postfix(loss=f"{log[-1]['loss']:.4f}")
+            with open(out_dir / "train.log.jsonl", "a") as fh:
+                fh.write(json.dumps(log[-1]) + "\n")
+        if (step + 1) % tc.sample_every == 0:
+            _write_samples(backbone, ema, cfg, out_dir / f"samples_{step + 1:05d}.png")
+        if (time.time() - start) / 60 > tc.max_minutes:
+            break
+    minutes = (time.time() - start) / 60
+
+    backbone.transformer, backbone.prompt_encoder.encoder = ema["transformer"], ema["text_encoder"]
+    save_weights(backbone, out_dir / "wan_toy.safetensors")
+    if cfg.export:
+        shutil.copyfile(out_dir / "wan_toy.safetensors", resolve_repo_path(cfg.export))
+    save_loss_curve(log, out_dir / "loss.png")
+    _write_samples(backbone, None, cfg, out_dir / "samples_final.png")
+    summary = {"steps": step + 1, "train_minutes": minutes, "transformer_params": n_params,
+               "text_encoder_params": n_text, "final_loss": log[-1]["loss"] if log else math.nan,
+               "loss_curve": log[:: max(1, len(log) // 12)] + log[-1:],
+               "eval": evaluate(backbone, cfg, out_dir)}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k != "loss_curve"}, indent=2))
+    return summary
+
+
+def _write_samples(backbone, ema, cfg, path: Path) -> None:
+    """Sample grid of 4 held-out prompts with the EMA weights (`ema` None: the backbone's own)."""
+    live = (backbone.transformer, backbone.prompt_encoder.encoder)
+    if ema is not None:
+        backbone.transformer, backbone.prompt_encoder.encoder = ema["transformer"], ema["text_encoder"]
+    _, prompts, _ = make_batch(backbone.codec, cfg.data, cfg.data.eval_seed, range(4))
+    shape = (cfg.data.num_frames, cfg.data.height, cfg.data.width)
+    save_grid(generate(backbone, prompts, shape, cfg.sample.steps, cfg.sample.shift,
+                       cfg.sample.cfg_scale, cfg.seed), path)
+    path.with_suffix(".txt").write_text("\n".join(prompts) + "\n")
+    backbone.transformer, backbone.prompt_encoder.encoder = live
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="conf/train/toy.yaml")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="evaluate `model_weights` (default: the model config's weights)")
+    parser.add_argument("overrides", nargs="*", help="key=value OmegaConf dotlist overrides")
+    args = parser.parse_args(argv)
+    cfg = OmegaConf.merge(OmegaConf.load(resolve_repo_path(args.config)),
+                          OmegaConf.from_dotlist(args.overrides))
+    if not args.eval_only:
+        train(cfg)
+        return
+    torch.set_num_threads(int(cfg.threads))
+    model_cfg = OmegaConf.load(resolve_repo_path(cfg.model_config))
+    model_cfg.device = cfg.device
+    if cfg.get("model_weights"):
+        model_cfg.weights = cfg.model_weights
+    print(json.dumps(evaluate(build_backbone(model_cfg), cfg), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -18,39 +18,61 @@ from kvlock.engine.policy import StepControl
 
 
 class HallucinationDetector:
-    """Sliding-window sample variance of x̂0 (B, C, F, h, w)."""
+    """Sliding-window sample variance of x̂0 (B, C, F, h, w), kept as running sums (O(1) per step).
+
+    Only the elements the signal reads are kept: the foreground elements for "fg", all of them
+    for "global" and "token".
+    """
 
     def __init__(self, window: int, signal: str, fg_latent: torch.Tensor, patch_size):
         """fg_latent: (1, 1, F, h, w) bool foreground on the latent grid."""
-        self.history: deque[torch.Tensor] = deque(maxlen=window)
+        self.window = window
+        self.history: deque[torch.Tensor] = deque()
         self.signal = signal
         self.fg = fg_latent
         self.patch_size = tuple(patch_size)
+        self.sum = self.sum_sq = None
+        self.shape = None
+
+    def select(self, x0_hat: torch.Tensor) -> torch.Tensor:
+        """The elements this signal watches, in float64 (running sums must not drift)."""
+        x = x0_hat.detach().double()
+        if self.signal == "fg" and self.fg.any():
+            return x[self.fg.expand_as(x)]
+        return x
 
     def update(self, x0_hat: torch.Tensor) -> None:
-        self.history.append(x0_hat.detach().float())
+        x = self.select(x0_hat)
+        self.shape = x0_hat.shape
+        if self.sum is None:
+            self.sum, self.sum_sq = torch.zeros_like(x), torch.zeros_like(x)
+        self.history.append(x)
+        self.sum += x
+        self.sum_sq += x * x
+        if len(self.history) > self.window:
+            old = self.history.popleft()
+            self.sum -= old
+            self.sum_sq -= old * old
 
     @property
     def ready(self) -> bool:
         return len(self.history) >= 2
 
-    def elementwise_variance(self) -> torch.Tensor:
-        """(B, C, F, h, w) unbiased variance over the window."""
-        return torch.stack(tuple(self.history)).var(dim=0, unbiased=True)
-
-    def fg_sigma2(self, var: torch.Tensor) -> float:
-        fg = self.fg.expand_as(var)
-        return float(var[fg].mean()) if fg.any() else float(var.mean())
+    def variance(self) -> torch.Tensor:
+        """Unbiased variance over the window of each watched element."""
+        n = len(self.history)
+        return ((self.sum_sq - self.sum * self.sum / n) / (n - 1)).clamp_min(0.0)
 
     def sigma2(self) -> tuple[float, torch.Tensor | None]:
         """-> (scalar σ² that drives ω, per-token σ² (N,) for token-level locking or None)."""
-        var = self.elementwise_variance()
-        if self.signal == "global":
+        var = self.variance()
+        if self.signal != "token":
             return float(var.mean()), None
-        if self.signal == "token":
-            per_token = F.avg_pool3d(var.mean(1, keepdim=True), self.patch_size, self.patch_size)
-            return self.fg_sigma2(var), per_token.flatten()
-        return self.fg_sigma2(var), None
+        var = var.view(self.shape).float()
+        fg = self.fg.expand_as(var)
+        scalar = float(var[fg].mean()) if fg.any() else float(var.mean())
+        per_token = F.avg_pool3d(var.mean(1, keepdim=True), self.patch_size, self.patch_size)
+        return scalar, per_token.flatten()
 
 
 class VariancePolicy:

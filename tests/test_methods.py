@@ -140,3 +140,27 @@ def test_invalid_knob_value_names_the_key():
         EditConfig(compose="sometimes")
     with pytest.raises(ValueError, match="Unknown method 'nope'"):
         compose_method("nope")
+
+
+@pytest.mark.parametrize("signal", ["fg", "global", "token"])
+def test_detector_running_variance_equals_the_windowed_sample_variance(signal):
+    from kvlock.hallucination import HallucinationDetector
+
+    g = torch.Generator().manual_seed(0)
+    fg = torch.zeros(1, 1, 2, 4, 4, dtype=torch.bool)
+    fg[..., :2, :2] = True
+    detector = HallucinationDetector(window=4, signal=signal, fg_latent=fg, patch_size=(1, 2, 2))
+    history = []
+    for _ in range(9):
+        x = torch.randn(1, 3, 2, 4, 4, generator=g) * torch.rand(1, generator=g)
+        history.append(x)
+        detector.update(x)
+    var = torch.stack(history[-4:]).var(dim=0, unbiased=True)
+    sigma2, per_token = detector.sigma2()
+    expected = var.mean() if signal == "global" else var[fg.expand_as(var)].mean()
+    assert sigma2 == pytest.approx(float(expected), rel=1e-5)
+    if signal == "token":
+        tokens = torch.nn.functional.avg_pool3d(var.mean(1, keepdim=True), (1, 2, 2), (1, 2, 2)).flatten()
+        torch.testing.assert_close(per_token, tokens, rtol=1e-5, atol=1e-7)
+    else:
+        assert per_token is None

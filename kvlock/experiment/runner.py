@@ -35,6 +35,15 @@ def _plain(node) -> dict:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
 
 
+def with_feature_cache(cfg: DictConfig) -> DictConfig:
+    """Metrics config whose source-feature disk cache sits beside the source cache (unless set or
+    caching is off), so the jobs of a sweep share source CLIP/DINO features and source flow."""
+    metrics = cfg.metrics
+    if cfg.cache.enabled and not metrics.get("cache_dir"):
+        metrics = OmegaConf.merge(metrics, {"cache_dir": str(Path(cfg.cache.dir).parent / "metric_features")})
+    return metrics
+
+
 def run_job(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | tuple = ()) -> dict:
     """Run (or resume) the job `cfg` describes into `run_dir`; returns its summary.
 
@@ -47,7 +56,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | tuple =
         torch.set_num_threads(int(cfg.run.num_threads))
     info = RunInfo.collect(cfg, run_dir, overrides)
     method = build_method(cfg.method)
-    metrics = build_metrics(cfg.metrics)
+    metrics = build_metrics(with_feature_cache(cfg))
     store = ResultsStore(run_dir).open()
     done = store.completed(info.config_hash)
     if done:

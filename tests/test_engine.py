@@ -3,6 +3,8 @@ inversion accuracy, KV-store accounting, token masks, controller fusion."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -182,3 +184,20 @@ def test_non_finite_prediction_fails_at_its_step(tiny_backbone, random_clip):
             assert err.value.step == 1 and err.value.abort is abort
     finally:
         handle.remove()
+
+
+
+def test_bfloat16_transformer_keeps_the_sampler_in_float32_and_the_lock_exact(random_clip):
+    """bf16 weights and activations, fp32 latents and guidance: the hard lock stays bit-exact."""
+    from omegaconf import OmegaConf
+
+    from kvlock.backbones import build_backbone
+
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "model" / "wan_tiny.yaml")
+    cfg.dtype = "bfloat16"
+    backbone = build_backbone(cfg)
+    assert backbone.transformer.dtype == torch.bfloat16
+    out = run_edit(backbone, random_clip, EditConfig(steps=3, guidance={"rule": "cfg"}), seed=0)
+    assert out.latents.dtype == torch.float32 and torch.isfinite(out.latents).all()
+    bg = background_pixels(random_clip, backbone)
+    assert np.array_equal(out.frames[bg], random_clip.frames[bg])

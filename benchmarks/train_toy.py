@@ -127,7 +127,7 @@ def evaluate(backbone, cfg, out_dir: Path | None = None) -> dict:
 
 
 def train(cfg) -> dict:
-    """Train from seeded weights; returns the summary written to `summary.json`."""
+    """Train from seeded weights (or `init_weights`); returns the summary written to `summary.json`."""
     torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(cfg.seed)
     out_dir = Path(cfg.out_dir or f"outputs/train_toy/{time.strftime('%Y%m%d-%H%M%S')}")
@@ -135,7 +135,7 @@ def train(cfg) -> dict:
     OmegaConf.save(cfg, out_dir / "config.yaml")
 
     model_cfg = OmegaConf.load(resolve_repo_path(cfg.model_config))
-    model_cfg.weights, model_cfg.device = None, cfg.device
+    model_cfg.weights, model_cfg.device = cfg.get("init_weights"), cfg.device
     backbone = build_backbone(model_cfg)
     tc, d = cfg.train, cfg.data
     transformer, text_encoder = backbone.transformer.train(), backbone.prompt_encoder.encoder

@@ -100,3 +100,24 @@ def tiny_sweep(tmp_path_factory):
     result = run_module("benchmarks.run", *args, "logger=wandb", f"hydra.sweep.dir={root / 'sweep'}", cwd=root)
     assert result.returncode == 0, result.stdout[-3000:]
     return SimpleNamespace(root=root, dir=root / "sweep", cache=root / "cache", args=args, output=result.stdout)
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread: on a shared CPU, 2 threads contend and run up to 30x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def cpu_metrics(cfg) -> list:
+    """build_metrics on CPU, so results match the CPU references on any machine."""
+    from kvlock.metrics import build_metrics
+
+    return build_metrics({"device": "cpu", **cfg})

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import cpu_metrics
 from omegaconf import OmegaConf
 from scipy.ndimage import map_coordinates
 from skimage.metrics import structural_similarity
@@ -31,18 +32,7 @@ from kvlock.metrics.base import NO_BACKGROUND, NO_GROUND_TRUTH
 CONF = Path(__file__).resolve().parents[1] / "conf" / "metrics"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a shared CPU, 2 threads contend and run up to 30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def cpu_metrics(cfg) -> list:
-    """build_metrics on CPU, so results match the CPU references on any machine."""
-    return build_metrics({"device": "cpu", **cfg})
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def metric(name: str, **settings) -> Metric:

@@ -13,10 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from conftest import cpu_metrics
 from PIL import Image
 from torchvision import transforms
 
-from kvlock.metrics import MetricInputs, build_metrics, evaluate, shared_cache
+from kvlock.metrics import MetricInputs, evaluate, shared_cache
 from kvlock.metrics.consistency import vbench_similarity
 from kvlock.metrics.flow import source_motion
 from kvlock.metrics.lpips_model import load_lpips
@@ -38,18 +39,7 @@ def dino_vitb16(pretrained=True, **kwargs):
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a shared CPU, 2 threads contend and run up to 30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def cpu_metrics(cfg) -> list:
-    """build_metrics on CPU, so results match the CPU references on any machine."""
-    return build_metrics({"device": "cpu", **cfg})
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="session")

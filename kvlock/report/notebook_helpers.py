@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import textwrap
 from collections.abc import Iterable
@@ -142,30 +141,10 @@ def alignment_column(aggregated: pd.DataFrame, preferred: Iterable[str] = ALIGNM
 
 
 def pareto_figure(aggregated: pd.DataFrame, metric_info: dict, x: str, y: str, title: str):
-    """One point per config, the Pareto front dashed (kvlock.report.plots.pareto_front)."""
-    import matplotlib.pyplot as plt
+    """One point per config, the Pareto front dashed (the report's figure, with a title)."""
+    from kvlock.report.plots import pareto_figure as report_pareto_figure
 
-    from kvlock.report.plots import pareto_front
-
-    data = aggregated[[math.isfinite(a) and math.isfinite(b)
-                       for a, b in zip(pd.to_numeric(aggregated[x]), pd.to_numeric(aggregated[y]))]]
-    higher = tuple(bool(metric_info.get(m, {}).get("higher_is_better", True)) for m in (x, y))
-    points = list(zip(data[x].astype(float), data[y].astype(float)))
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=110)
-    ax.scatter(data[x], data[y], zorder=3)
-    for (px, py), label in zip(points, data["label"]):
-        ax.annotate(label, (px, py), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    front = sorted(points[i] for i in pareto_front(points, higher))
-    if len(front) > 1:
-        ax.plot(*zip(*front), linestyle="--", color="gray", zorder=2, label="Pareto front")
-        ax.legend(loc="best", fontsize=8)
-    arrow = {True: "↑", False: "↓"}
-    ax.set_xlabel(f"{metric_info.get(x, {}).get('label', x)} {arrow[higher[0]]}")
-    ax.set_ylabel(f"{metric_info.get(y, {}).get('label', y)} {arrow[higher[1]]}")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return report_pareto_figure(aggregated, metric_info, x, y, title=title)
 
 
 # --- paired statistics over seeds ----------------------------------------------------------

@@ -16,10 +16,11 @@ def pareto_front(points: list[tuple[float, float]], higher: tuple[bool, bool]) -
             if not any(ox >= x and oy >= y and (ox, oy) != (x, y) for ox, oy in scored)]
 
 
-def pareto_plot(agg: pd.DataFrame, path: str | Path, metric_info: dict, x: str = "bg_psnr",
-                y: str = "clip_text", reference: tuple[str, ...] = ("reconstruct",)) -> Path:
-    """Write the plot; `reference` methods (no-edit floors) are drawn grey and left out of the
-    front. Raises ValueError naming what is missing when no method has both values."""
+def pareto_figure(agg: pd.DataFrame, metric_info: dict, x: str = "bg_psnr", y: str = "clip_text",
+                  reference: tuple[str, ...] = ("reconstruct",), title: str | None = None):
+    """The figure: one point per config (`label`), `reference` methods (no-edit floors) grey and
+    left out of the dashed front. Raises ValueError naming what is missing when no config has
+    both values."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,13 +29,14 @@ def pareto_plot(agg: pd.DataFrame, path: str | Path, metric_info: dict, x: str =
     missing = [m for m in (x, y) if m not in agg]
     if missing:
         raise ValueError(f"pareto plot needs {', '.join(missing)}, which these runs did not compute")
-    data = agg[[math.isfinite(a) and math.isfinite(b) for a, b in zip(agg[x], agg[y])]]
+    values = agg[[x, y]].apply(pd.to_numeric, errors="coerce").astype(float)
+    data = agg[[math.isfinite(a) and math.isfinite(b) for a, b in zip(values[x], values[y])]]
     if data.empty:
         raise ValueError(f"pareto plot: no method has both {x} and {y}")
-    higher = tuple(metric_info.get(m, {}).get("higher_is_better", True) for m in (x, y))
+    higher = tuple(bool(metric_info.get(m, {}).get("higher_is_better", True)) for m in (x, y))
     is_ref = data["method"].isin(reference)
     methods = data[~is_ref]
-    points = list(zip(methods[x], methods[y]))
+    points = list(zip(methods[x].astype(float), methods[y].astype(float)))
     front = sorted(points[i] for i in pareto_front(points, higher))
     fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
     ax.scatter(methods[x], methods[y], zorder=3, label="methods")
@@ -48,8 +50,19 @@ def pareto_plot(agg: pd.DataFrame, path: str | Path, metric_info: dict, x: str =
     arrow = {True: "↑", False: "↓"}
     ax.set_xlabel(f"{metric_info.get(x, {}).get('label', x)} {arrow[higher[0]]}")
     ax.set_ylabel(f"{metric_info.get(y, {}).get('label', y)} {arrow[higher[1]]}")
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def pareto_plot(agg: pd.DataFrame, path: str | Path, metric_info: dict, x: str = "bg_psnr",
+                y: str = "clip_text", reference: tuple[str, ...] = ("reconstruct",)) -> Path:
+    """Write the Pareto figure as a PNG at `path`."""
+    import matplotlib.pyplot as plt
+
+    fig = pareto_figure(agg, metric_info, x, y, reference)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from kvlock.backbones.geometry import FrameRules, LatentGeometry
 
-BACKBONE_KINDS = ("wan_tiny", "wan_pretrained")
-
 
 def build_backbone(cfg):
     """Build the backbone a `conf/model/*.yaml` describes (`kind` selects the builder)."""
@@ -26,4 +24,4 @@ def build_backbone(cfg):
     return builders[kind](cfg)
 
 
-__all__ = ["BACKBONE_KINDS", "FrameRules", "LatentGeometry", "build_backbone"]
+__all__ = ["FrameRules", "LatentGeometry", "build_backbone"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 SOURCES = ("inversion", "noised")
 INITS = ("inversion", "noised", "reinit")
@@ -123,9 +123,6 @@ class EditConfig:
                 raise ValueError("method.fg_only cannot be combined with full-frame injection")
         if self.guidance.omega_rule != "constant" and self.guidance.rule == "none":
             raise ValueError("a variance-driven ω needs a guidance rule (cfg, cfg_zero_star or apg)")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> EditConfig:

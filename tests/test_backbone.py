@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -43,6 +45,29 @@ def test_tiny_backbone_encodes_prompts_and_forwards(tiny_backbone, random_clip):
     assert not torch.equal(ctx[0], ctx[1])
     v = tiny_backbone.velocity(z, torch.tensor([0.5]), ctx[:1])
     assert v.shape == z.shape and torch.isfinite(v).all()
+
+
+def test_word_tokenizer_maps_words_and_the_toy_vocabulary_covers_the_synthetic_world():
+    from omegaconf import OmegaConf
+
+    from kvlock.backbones.text import WordTokenizer
+    from kvlock.data.synthetic import MAX_OBJECTS, make_synthetic_edits
+
+    tok = WordTokenizer(["a", "red", "circle"])
+    ids, mask = tok(["A red  circle!", "a green circle", "a a a a a a"], 6)
+    assert ids.tolist()[:2] == [[3, 4, 5, 1, 0, 0], [3, 2, 5, 1, 0, 0]]  # green: unknown (2)
+    assert ids[2].tolist() == [3, 3, 3, 3, 3, 1]  # truncated, end of sequence kept
+    assert mask.sum(1).tolist() == [4, 4, 6]
+    with pytest.raises(ValueError, match="twice"):
+        WordTokenizer(["a", "A"])
+
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "model" / "wan_toy.yaml")
+    toy = WordTokenizer(cfg.text.vocabulary)
+    edits = make_synthetic_edits(40, 5, 32, 32, seed=11, max_objects=MAX_OBJECTS)
+    prompts = [p for e in edits for p in (e.source_prompt, e.target_prompt)] + ["a square standing still"]
+    ids, _ = toy(prompts, cfg.text.max_length)
+    assert (ids != toy.unk_id).all()
+    assert (ids == toy.eos_id).sum(1).eq(1).all()  # nothing truncated
 
 
 def save_tiny_pipeline(path):

@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from kvlock.backbones.geometry import LatentGeometry
+from kvlock.backbones.prediction import T_MIN
 from kvlock.engine.config import EditConfig
 from kvlock.engine.controller import KVController, Row
 from kvlock.engine.editor import NonFiniteError, run_edit
+from kvlock.engine.forward import wan_forward
 from kvlock.engine.kv_store import KVStore
 from kvlock.engine.timesteps import flow_timesteps
 from kvlock.engine.token_mask import token_mask, tokens_to_pixels
@@ -55,7 +57,35 @@ def test_no_kv_control_equals_stock_diffusers_forward_in_the_same_euler_loop(tin
     torch.testing.assert_close(out.latents, x, atol=1e-5, rtol=0)
 
 
-def test_fg_only_equals_full_token_hard_lock_with_fewer_tokens(tiny_backbone, real_clip):
+@pytest.fixture(scope="module")
+def sample_backbone():
+    """wan_tiny with `prediction: sample`: the transformer's output read as x̂0 (JiT)."""
+    from omegaconf import OmegaConf
+
+    from kvlock.backbones import build_backbone
+
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "model" / "wan_tiny.yaml")
+    cfg.prediction = "sample"
+    return build_backbone(cfg)
+
+
+def test_sample_prediction_becomes_the_velocity_it_implies(sample_backbone, random_clip):
+    z = sample_backbone.encode_video(random_clip.frames)
+    z = torch.cat([z, z + 0.1])
+    ctx = sample_backbone.encode_prompt(["a red square", "a blue circle"])
+    t = torch.tensor([0.5, 0.0])
+    raw = sample_backbone.transformer(z, timestep=t * 1000, encoder_hidden_states=ctx, return_dict=False)[0]
+    expected = (z - raw) / torch.tensor([0.5, T_MIN]).view(-1, 1, 1, 1, 1)  # t clamped: finite at 0
+    torch.testing.assert_close(sample_backbone.velocity(z, t, ctx), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(wan_forward(sample_backbone.transformer, z, t, ctx, prediction="sample"),
+                               expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="Unknown prediction 'eps'"):
+        wan_forward(sample_backbone.transformer, z, t, ctx, prediction="eps")
+
+
+@pytest.mark.parametrize("backbone", ["tiny_backbone", "sample_backbone"])
+def test_fg_only_equals_full_token_hard_lock_with_fewer_tokens(backbone, real_clip, request):
+    tiny_backbone = request.getfixturevalue(backbone)
     full = EditConfig(steps=4, guidance=NO_CFG)
     fast = EditConfig(steps=4, guidance=NO_CFG, fg_only=True)
     seen = []

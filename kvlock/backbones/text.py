@@ -1,6 +1,9 @@
-"""Prompt encoders: a UMT5 encoder behind either a file-free byte tokenizer or a HF tokenizer."""
+"""Prompt encoders: a UMT5 encoder behind a file-free byte or word tokenizer, or a HF tokenizer."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Sequence
 
 import torch
 
@@ -17,6 +20,31 @@ class ByteTokenizer:
         ids = torch.full((len(prompts), max_length), self.pad_id, dtype=torch.long)
         for row, prompt in enumerate(prompts):
             tokens = [b + 3 for b in prompt.encode("utf-8")][: max_length - 1] + [self.eos_id]
+            ids[row, : len(tokens)] = torch.tensor(tokens)
+        return ids, (ids != self.pad_id).long()
+
+
+class WordTokenizer:
+    """Lower-cased words of a fixed vocabulary as token ids (word index + 3; 0 = pad, 1 = end of
+    sequence, 2 = a word outside the vocabulary). A closed world's words, one token each."""
+
+    pad_id = 0
+    eos_id = 1
+    unk_id = 2
+
+    def __init__(self, vocabulary: Sequence[str]):
+        words = [w.lower() for w in vocabulary]
+        if len(set(words)) != len(words):
+            raise ValueError("the word tokenizer's vocabulary lists a word twice")
+        self.ids = {w: i + 3 for i, w in enumerate(words)}
+        self.vocab_size = len(words) + 3
+
+    def __call__(self, prompts: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> ids (B, max_length) long, attention mask (B, max_length) long."""
+        ids = torch.full((len(prompts), max_length), self.pad_id, dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            words = re.findall(r"[a-z]+", prompt.lower())
+            tokens = [self.ids.get(w, self.unk_id) for w in words][: max_length - 1] + [self.eos_id]
             ids[row, : len(tokens)] = torch.tensor(tokens)
         return ids, (ids != self.pad_id).long()
 

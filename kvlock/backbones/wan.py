@@ -12,7 +12,8 @@ from diffusers import WanTransformer3DModel
 
 from kvlock.backbones.codec import SpaceToDepthCodec, WanVAECodec
 from kvlock.backbones.geometry import LatentGeometry
-from kvlock.backbones.text import ByteTokenizer, HFTokenizer, PromptEncoder
+from kvlock.backbones.prediction import PREDICTIONS, sample_to_velocity
+from kvlock.backbones.text import ByteTokenizer, HFTokenizer, PromptEncoder, WordTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class WanBackbone:
     device: torch.device
     dtype: torch.dtype
     negative_prompt: str = ""
+    prediction: str = "velocity"  # what the transformer outputs: "velocity" (Wan) or "sample" (x̂0)
     info: dict = field(default_factory=dict)
 
     @property
@@ -77,8 +79,8 @@ class WanBackbone:
         """Plain transformer forward. latents (B, C, F, h, w), t (B,) in [0, 1] -> velocity (B, C, F, h, w)."""
         out = self.transformer(
             latents.to(self.dtype), timestep=t * 1000.0, encoder_hidden_states=context, return_dict=False
-        )[0]
-        return out.float()
+        )[0].float()
+        return sample_to_velocity(out, latents.float(), t) if self.prediction == "sample" else out
 
 
 def tiny_transformer_config(cfg: dict, in_channels: int, text_dim: int) -> dict:
@@ -99,30 +101,40 @@ def tiny_transformer_config(cfg: dict, in_channels: int, text_dim: int) -> dict:
     }
 
 
-def build_tiny_text_encoder(cfg: dict):
+def build_tokenizer(cfg: dict) -> ByteTokenizer | WordTokenizer:
+    """`text.vocabulary` (a word list) selects the word tokenizer; without it, bytes."""
+    vocabulary = cfg.get("vocabulary")
+    return WordTokenizer(vocabulary) if vocabulary else ByteTokenizer()
+
+
+def build_tiny_text_encoder(cfg: dict, tokenizer: ByteTokenizer | WordTokenizer):
     from transformers import UMT5Config, UMT5EncoderModel
 
     config = UMT5Config(
-        vocab_size=ByteTokenizer.vocab_size,
+        vocab_size=tokenizer.vocab_size,
         d_model=cfg["d_model"],
         d_kv=cfg["d_model"] // cfg["num_heads"],
         d_ff=cfg["d_ff"],
         num_layers=cfg["num_layers"],
         num_heads=cfg["num_heads"],
         relative_attention_num_buckets=8,
-        pad_token_id=ByteTokenizer.pad_id,
-        eos_token_id=ByteTokenizer.eos_id,
+        pad_token_id=tokenizer.pad_id,
+        eos_token_id=tokenizer.eos_id,
     )
     return UMT5EncoderModel(config).eval()
 
 
 def build_wan_tiny(cfg: dict) -> WanBackbone:
     """Embedded default: real WanTransformer3DModel at a tiny size, seeded random (or given) weights,
-    the lossless space-to-depth codec and a byte-level tokenizer + tiny UMT5 encoder."""
+    the lossless space-to-depth codec and a byte- (or word-) level tokenizer + tiny UMT5 encoder."""
     device, dtype = resolve_device(cfg.get("device", "cpu")), DTYPES[cfg.get("dtype", "float32")]
+    prediction = cfg.get("prediction", "velocity")
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"model.prediction='{prediction}' is unknown. Available: {', '.join(PREDICTIONS)}")
     torch.manual_seed(int(cfg.get("seed", 0)))
     codec = SpaceToDepthCodec(**cfg["codec"])
-    text_encoder = build_tiny_text_encoder(cfg["text"])
+    tokenizer = build_tokenizer(cfg["text"])
+    text_encoder = build_tiny_text_encoder(cfg["text"], tokenizer)
     transformer = WanTransformer3DModel(
         **tiny_transformer_config(cfg["transformer"], codec.latent_channels, cfg["text"]["d_model"])
     )
@@ -134,11 +146,13 @@ def build_wan_tiny(cfg: dict) -> WanBackbone:
         name=cfg["name"],
         transformer=transformer.to(device, dtype).eval(),
         codec=codec,
-        prompt_encoder=PromptEncoder(ByteTokenizer(), text_encoder.to(device), cfg["text"]["max_length"]),
+        prompt_encoder=PromptEncoder(tokenizer, text_encoder.to(device), cfg["text"]["max_length"]),
         device=device,
         dtype=dtype,
         negative_prompt=cfg.get("negative_prompt", ""),
-        info={"weights": str(weights) if weights else "seeded-random", "seed": int(cfg.get("seed", 0))},
+        prediction=prediction,
+        info={"weights": str(weights) if weights else "seeded-random", "seed": int(cfg.get("seed", 0)),
+              "prediction": prediction},
     )
 
 

@@ -117,7 +117,8 @@ class Editor:
         batch = torch.cat(latents)
         context = torch.cat([self.context_for(r) for r in rows])
         self.nfe += len(rows)
-        return wan_forward(self.backbone.transformer, batch, t.expand(len(rows)), context, token_index)
+        return wan_forward(self.backbone.transformer, batch, t.expand(len(rows)), context, token_index,
+                           self.backbone.prediction)
 
     def check_finite(self, tensor: torch.Tensor, what: str, step: int, t: float) -> None:
         if not torch.isfinite(tensor).all():

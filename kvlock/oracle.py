@@ -36,8 +36,9 @@ COLOR_DISTANCE = 80.0  # object pixels farther than this from every named colour
 TWO_TONE_INTERIOR = 0.25  # below this fraction of pixels strictly inside the segment: two-tone
 
 
-def _residual(pixels: np.ndarray, i: int, j: int) -> np.ndarray:
-    """(N,) bool: pixels the background pair (i, j) does not explain.
+def _residual(pixels: np.ndarray, weights: np.ndarray, i: int, j: int) -> np.ndarray:
+    """pixels (N, 3) float, weights (N,) their pixel shares -> (N,) bool: those the background
+    pair (i, j) does not explain.
 
     Far from the segment, or, for a two-tone pattern (stripes, checker: few pixels inside the
     segment), inside it but near a third named colour (an orange object on red/yellow stripes).
@@ -47,7 +48,7 @@ def _residual(pixels: np.ndarray, i: int, j: int) -> np.ndarray:
     w = np.clip((pixels - a) @ ab / (ab @ ab), 0.0, 1.0)
     far = np.linalg.norm(pixels - (a + w[:, None] * ab), axis=1) > BG_DISTANCE
     interior = ~far & (w > 0.15) & (w < 0.85)
-    if interior.sum() >= TWO_TONE_INTERIOR * max((~far).sum(), 1):
+    if weights[interior].sum() >= TWO_TONE_INTERIOR * max(weights[~far].sum(), 1e-12):
         return far
     others = np.delete(PALETTE, [i, j], axis=0)
     near_third = np.linalg.norm(pixels[:, None] - others[None], axis=2).min(1) < BG_DISTANCE
@@ -57,16 +58,19 @@ def _residual(pixels: np.ndarray, i: int, j: int) -> np.ndarray:
 def object_pixels(frames: np.ndarray, region: np.ndarray | None = None) -> tuple[np.ndarray, tuple]:
     """frames (T, H, W, 3) uint8, region (T, H, W) bool | None -> object mask (T, H, W) bool and
     the background colour pair (names)."""
-    pixels = frames.reshape(-1, 3).astype(np.float64)
+    # each distinct colour once, weighted by its pixel count (synthetic clips hold few colours)
+    colors, inverse, counts = np.unique(frames.reshape(-1, 3), axis=0, return_inverse=True,
+                                        return_counts=True)
+    colors, weights = colors.astype(np.float64), counts / counts.sum()
     best, best_pair, best_far = -1.0, None, None
     for i, j in combinations(range(len(NAMES)), 2):
-        far = _residual(pixels, i, j)
-        explained = 1.0 - far.mean()
-        plausible = MIN_OBJECT_FRACTION <= far.mean() <= MAX_OBJECT_FRACTION
-        score = explained + (1.0 if plausible else 0.0)  # prefer pairs that leave an object behind
+        far = _residual(colors, weights, i, j)
+        fraction = float(weights[far].sum())
+        plausible = MIN_OBJECT_FRACTION <= fraction <= MAX_OBJECT_FRACTION
+        score = 1.0 - fraction + (1.0 if plausible else 0.0)  # prefer pairs that leave an object
         if score > best:
             best, best_pair, best_far = score, (NAMES[i], NAMES[j]), far
-    mask = best_far.reshape(frames.shape[:3])
+    mask = best_far[inverse.ravel()].reshape(frames.shape[:3])
     if region is not None:
         mask &= region
     return mask, best_pair

@@ -113,10 +113,12 @@ def test_configs_build_and_fast_is_weight_free():
         "flicker",
         "warp_error",
         "fg_psnr_gt",
+        "oracle_edit_acc",
     }
-    assert json.loads(row["metrics_not_computed"]) == {"fg_psnr_gt": NO_GROUND_TRUTH}
+    no_gt = {"fg_psnr_gt": NO_GROUND_TRUTH, "oracle_edit_acc": NO_GROUND_TRUTH}
+    assert json.loads(row["metrics_not_computed"]) == no_gt
     assert row["metrics_random_weights"] is False and json.loads(row["metrics_models"]) == {}
-    assert all(math.isfinite(row[m.name]) for m in fast if m.name != "fg_psnr_gt")
+    assert all(math.isfinite(row[m.name]) for m in fast if m.name not in no_gt)
 
 
 def test_metric_info_and_per_metric_setting_override():
@@ -432,3 +434,18 @@ def test_evaluate_records_a_failing_metric_and_keeps_the_others():
     row = evaluate(masked_edit(), [Broken(MetricSettings()), metric("bg_mse")])
     assert math.isnan(row["broken"]) and math.isfinite(row["bg_mse"])
     assert json.loads(row["metrics_not_computed"]) == {"broken": "failed: RuntimeError: boom"}
+
+
+def test_oracle_edit_acc_reads_the_ground_truth_edit_and_rejects_the_unedited_source():
+    from kvlock.data.synthetic import make_synthetic_edits
+
+    metric = build_metrics({"names": ["oracle_edit_acc"]})
+    for e in make_synthetic_edits(2, 9, 48, 48, seed=7):
+        gt = evaluate(MetricInputs(e.frames, e.target_frames, e.mask, target_gt=e.target_frames), metric)
+        src = evaluate(MetricInputs(e.frames, e.frames, e.mask, target_gt=e.target_frames), metric)
+        assert gt["oracle_edit_acc"] == 1.0, e.edit_id
+        assert src["oracle_edit_acc"] == 0.0, e.edit_id
+        if e.edit_type == "color_change":  # same shape, other colour
+            assert (src["oracle_edit_color_ok"], src["oracle_edit_shape_ok"]) == (0, 1)
+    no_gt = evaluate(MetricInputs(e.frames, e.frames, e.mask), metric)
+    assert math.isnan(no_gt["oracle_edit_acc"]) and "ground-truth" in no_gt["metrics_not_computed"]

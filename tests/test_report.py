@@ -102,3 +102,25 @@ def test_cli_latex_file_plot_and_errors(tiny_sweep, tmp_path):
     assert report_main([str(tiny_sweep.dir), "--plot", str(tmp_path / "x.png")]) == 1  # no clip_text here
     assert not (tmp_path / "x.png").exists()
     assert report_main([str(tmp_path / "nothing")]) == 2
+
+
+def test_toy_compare_pairs_the_same_edits_and_brackets_the_mean_difference(tiny_sweep, capsys):
+    from benchmarks.toy_compare import compare, main, paired_rows
+
+    table = paired_rows(str(tiny_sweep.dir), "kvlock", "hard_lock", ["bg_psnr", "bg_mse"])
+    assert len(table) == 2 and set(table.edit_type) == {"color_change", "removal"}
+    by_method = {}
+    for path in tiny_sweep.dir.glob("*/results.parquet"):
+        rows = pd.read_parquet(path).set_index("edit_id")
+        by_method[rows.method.iloc[0]] = rows
+    result = compare(table, "kvlock", "hard_lock", ["bg_psnr", "bg_mse"]).set_index(["metric", "edit_type"])
+    expected = (by_method["kvlock"].bg_psnr - by_method["hard_lock"].bg_psnr).mean()
+    overall = result.loc[("bg_psnr", "all")]
+    assert overall.n == 2 and overall.difference == pytest.approx(expected, rel=1e-12)
+    assert overall.ci_low <= overall.difference <= overall.ci_high
+    assert result.loc[("bg_psnr", "removal")].n == 1  # one edit: no interval
+    assert pd.isna(result.loc[("bg_psnr", "removal")].ci_low)
+    main([str(tiny_sweep.dir), "--metrics", "bg_psnr"])
+    assert "| bg_psnr | all | 2 |" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no finished edits of \\['apg'\\]"):
+        paired_rows(str(tiny_sweep.dir), "kvlock", "apg", ["bg_psnr"])

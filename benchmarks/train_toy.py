@@ -16,6 +16,7 @@ import json
 import math
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +25,23 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from kvlock.backbones import build_backbone
+from kvlock.backbones.prediction import sample_to_velocity
 from kvlock.backbones.wan import resolve_repo_path
 from kvlock.data.synthetic import render_scene, sample_scene, scene_prompt
 from kvlock.engine.timesteps import flow_timesteps
 
 
-def make_batch(codec, data_cfg, seed: int, indices) -> tuple[torch.Tensor, list[str], list]:
-    """Scenes Generator([seed, i]) for i in `indices` -> latents (B, C, F, h, w), prompts, scenes."""
+def make_batch(codec, data_cfg, seed: int, indices) -> tuple[torch.Tensor, list[str], list, torch.Tensor]:
+    """Scenes Generator([seed, i]) for i in `indices` -> latents (B, C, F, h, w), prompts, scenes,
+    and object masks in latent layout (B, C, F, h, w) (1 where the latent element is an object pixel)."""
     scenes = [sample_scene(np.random.default_rng([seed, int(i)]), max_objects=data_cfg.max_objects)
               for i in indices]
     shape = (data_cfg.num_frames, data_cfg.height, data_cfg.width)
-    latents = torch.cat([codec.encode(render_scene(s, *shape)[0]) for s in scenes])
-    return latents, [scene_prompt(s) for s in scenes], scenes
+    rendered = [render_scene(s, *shape) for s in scenes]
+    latents = torch.cat([codec.encode(frames) for frames, _ in rendered])
+    masks = torch.cat([codec.encode(np.repeat(mask[..., None], 3, axis=-1).astype(np.uint8) * 255)
+                       for _, mask in rendered])
+    return latents, [scene_prompt(s) for s in scenes], scenes, (masks + 1) / 2
 
 
 def encode_prompts(prompt_encoder, prompts: list[str]) -> torch.Tensor:
@@ -46,13 +52,35 @@ def encode_prompts(prompt_encoder, prompts: list[str]) -> torch.Tensor:
     return hidden * mask.to(device)[..., None].to(hidden.dtype)
 
 
-def sample_t(n: int, kind: str, gen: torch.Generator) -> torch.Tensor:
-    """(n,) training times in (0, 1): logit-normal(0, 1) or uniform."""
+def sample_t(n: int, kind: str, gen: torch.Generator, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
+    """(n,) training times in (0, 1): logit-normal(mean, std) (mean > 0 favours noisy t) or uniform."""
     if kind == "logit_normal":
-        return torch.sigmoid(torch.randn(n, generator=gen))
+        return torch.sigmoid(mean + std * torch.randn(n, generator=gen))
     if kind == "uniform":
         return torch.rand(n, generator=gen)
     raise ValueError(f"Unknown t_sampling '{kind}'. Available: logit_normal, uniform")
+
+
+def flow_loss(out: torch.Tensor, z0: torch.Tensor, eps: torch.Tensor, x_t: torch.Tensor,
+              t: torch.Tensor, prediction: str, space: str, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted MSE of the transformer output `out` in velocity or sample space; all
+    (B, C, F, h, w) (`weights` too; None: plain mean), t (B,).
+
+    The velocity loss weighs an x̂0 error by 1/t² (the low-noise end dominates); the sample loss
+    weighs every t alike, which puts the gradient where layout and colour are decided.
+    For prediction "sample" the velocity loss is JiT's: both sides through `sample_to_velocity`.
+    """
+    if prediction == "sample":
+        x_hat, v_hat, v = out, sample_to_velocity(out, x_t, t), sample_to_velocity(z0, x_t, t)
+    else:
+        x_hat, v_hat, v = x_t - t.view(-1, 1, 1, 1, 1) * out, out, eps - z0
+    if space == "sample":
+        error = (x_hat - z0) ** 2
+    elif space == "velocity":
+        error = (v_hat - v) ** 2
+    else:
+        raise ValueError(f"Unknown train.loss '{space}'. Available: velocity, sample")
+    return error.mean() if weights is None else (weights * error).sum() / weights.sum()
 
 
 @torch.no_grad()
@@ -107,16 +135,18 @@ def save_weights(backbone, path: Path) -> None:
     save_file({k: v.detach().float().cpu().clone() for k, v in tensors.items()}, str(path))
 
 
-def evaluate(backbone, cfg, out_dir: Path | None = None) -> dict:
-    """Generate from held-out scenes (Generator([eval_seed, i])) and score them with the oracle."""
+def evaluate(backbone, cfg, out_dir: Path | None = None, num_prompts: int | None = None) -> dict:
+    """Generate from held-out scenes (Generator([eval_seed, i]), i < num_prompts, default
+    `eval.num_prompts`) and score them with the oracle."""
     from kvlock.oracle import score_generations
 
     d, e, s = cfg.data, cfg.eval, cfg.sample
     shape = (d.num_frames, d.height, d.width)
+    num_prompts = num_prompts or e.num_prompts
     videos, scenes = [], []
-    for start in range(0, e.num_prompts, e.batch_size):
-        idx = range(start, min(start + e.batch_size, e.num_prompts))
-        _, prompts, batch_scenes = make_batch(backbone.codec, d, d.eval_seed, idx)
+    for start in range(0, num_prompts, e.batch_size):
+        idx = range(start, min(start + e.batch_size, num_prompts))
+        _, prompts, batch_scenes, _ = make_batch(backbone.codec, d, d.eval_seed, idx)
         videos.append(generate(backbone, prompts, shape, s.steps, s.shift, s.cfg_scale, cfg.seed + start))
         scenes += batch_scenes
     videos = np.concatenate(videos)
@@ -153,20 +183,47 @@ def train(cfg) -> dict:
     n_params = sum(p.numel() for p in transformer.parameters())
     n_text = sum(p.numel() for p in text_encoder.parameters())
 
-    log, window, start, step = [], [], time.time(), 0
-    bar = tqdm(range(tc.max_steps), desc="train_toy")
+    log, evals, window, first, minutes_before = [], [], [], 0, 0.0
+    if cfg.get("resume"):  # the exact state of an earlier run: same data stream, noise and schedule
+        state = torch.load(resolve_repo_path(cfg.resume), weights_only=False)
+        for name, module in (("transformer", transformer), ("text_encoder", text_encoder)):
+            module.load_state_dict(state[name])
+            ema[name].load_state_dict(state[f"ema_{name}"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["gen"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])  # the text encoder's dropout draws from it
+        first, log, evals, minutes_before = state["step"], state["log"], state["evals"], state["minutes"]
+
+    def checkpoint(done_steps: int) -> None:
+        """Everything `resume` needs, to out_dir/checkpoint.pt (atomically)."""
+        state = {"step": done_steps, "log": log, "evals": evals, "minutes": minutes_before + (time.time() - start) / 60,
+                 "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(),
+                 "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
+        for name, module in (("transformer", transformer), ("text_encoder", text_encoder)):
+            state[name], state[f"ema_{name}"] = module.state_dict(), ema[name].state_dict()
+        torch.save(state, out_dir / "checkpoint.pt.tmp")
+        (out_dir / "checkpoint.pt.tmp").replace(out_dir / "checkpoint.pt")
+
+    start, step = time.time(), first - 1  # step: the last one done
+    bar = tqdm(range(first, tc.max_steps), desc="train_toy", initial=first, total=tc.max_steps)
     for step in bar:
-        z0, prompts, _ = make_batch(backbone.codec, d, d.train_seed, range(step * tc.batch_size,
-                                                                            (step + 1) * tc.batch_size))
+        z0, prompts, _, masks = make_batch(backbone.codec, d, d.train_seed,
+                                           range(step * tc.batch_size, (step + 1) * tc.batch_size))
         prompts = ["" if u < tc.p_uncond else p for u, p in zip(rng.random(len(prompts)), prompts)]
         z0 = z0.to(backbone.device)
         eps = torch.randn(z0.shape, generator=gen).to(backbone.device)
-        t = sample_t(len(prompts), tc.t_sampling, gen).to(backbone.device)
+        t = sample_t(len(prompts), tc.t_sampling, gen, tc.t_mean, tc.t_std).to(backbone.device)
         tb = t.view(-1, 1, 1, 1, 1)
         x_t = (1 - tb) * z0 + tb * eps
         context = encode_prompts(backbone.prompt_encoder, prompts)
-        v = transformer(x_t, timestep=t * 1000.0, encoder_hidden_states=context, return_dict=False)[0]
-        loss = torch.nn.functional.mse_loss(v.float(), eps - z0)
+        out = transformer(x_t, timestep=t * 1000.0, encoder_hidden_states=context, return_dict=False)[0]
+        # object pixels count 1 + object_weight (× (1 − t) with fade: no extra pull where t is so
+        # high that the object's place is still unknown, which would paint it too large)
+        boost = tc.object_weight * ((1 - tb) if tc.object_weight_fade else 1.0)
+        weights = 1.0 + boost * masks.to(backbone.device)
+        loss = flow_loss(out.float(), z0, eps, x_t, t, backbone.prediction, tc.loss, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
@@ -179,43 +236,65 @@ def train(cfg) -> dict:
                     pe.lerp_(pl, 1 - decay)
         window.append(loss.item())
         if (step + 1) % tc.log_every == 0:
-            log.append({"step": step + 1, "loss": float(np.mean(window)), "minutes": (time.time() - start) / 60})
+            log.append({"step": step + 1, "loss": float(np.mean(window)),
+                        "minutes": minutes_before + (time.time() - start) / 60})
             window = []
             bar.set_postfix(loss=f"{log[-1]['loss']:.4f}")
             with open(out_dir / "train.log.jsonl", "a") as fh:
                 fh.write(json.dumps(log[-1]) + "\n")
         if (step + 1) % tc.sample_every == 0:
-            _write_samples(backbone, ema, cfg, out_dir / f"samples_{step + 1:05d}.png")
+            with ema_weights(backbone, ema):
+                _write_samples(backbone, cfg, out_dir / f"samples_{step + 1:05d}.png")
+        if (step + 1) % tc.eval_every == 0:  # checkpoint + a quick held-out accuracy
+            with ema_weights(backbone, ema):
+                save_weights(backbone, out_dir / "wan_toy.safetensors")
+                quick = evaluate(backbone, cfg, num_prompts=cfg.eval.quick_prompts)
+            row = {"step": step + 1, "color_acc": quick["color_acc"], "shape_acc": quick["shape_acc"],
+                   "minutes": minutes_before + (time.time() - start) / 60}
+            evals.append(row)
+            with open(out_dir / "train.log.jsonl", "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            bar.write(json.dumps(row))
+            checkpoint(step + 1)
         if (time.time() - start) / 60 > tc.max_minutes:
             break
-    minutes = (time.time() - start) / 60
+    minutes = minutes_before + (time.time() - start) / 60
+    checkpoint(step + 1)
 
     backbone.transformer, backbone.prompt_encoder.encoder = ema["transformer"], ema["text_encoder"]
     save_weights(backbone, out_dir / "wan_toy.safetensors")
     if cfg.export:
         shutil.copyfile(out_dir / "wan_toy.safetensors", resolve_repo_path(cfg.export))
     save_loss_curve(log, out_dir / "loss.png")
-    _write_samples(backbone, None, cfg, out_dir / "samples_final.png")
+    _write_samples(backbone, cfg, out_dir / "samples_final.png")
     summary = {"steps": step + 1, "train_minutes": minutes, "transformer_params": n_params,
                "text_encoder_params": n_text, "final_loss": log[-1]["loss"] if log else math.nan,
-               "loss_curve": log[:: max(1, len(log) // 12)] + log[-1:],
+               "loss_curve": log[:: max(1, len(log) // 12)] + log[-1:], "quick_evals": evals,
                "eval": evaluate(backbone, cfg, out_dir)}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "loss_curve"}, indent=2))
     return summary
 
 
-def _write_samples(backbone, ema, cfg, path: Path) -> None:
-    """Sample grid of 4 held-out prompts with the EMA weights (`ema` None: the backbone's own)."""
+@contextmanager
+def ema_weights(backbone, ema: dict | None):
+    """Swap the EMA modules into the backbone for sampling (`ema` None: keep its own)."""
     live = (backbone.transformer, backbone.prompt_encoder.encoder)
     if ema is not None:
         backbone.transformer, backbone.prompt_encoder.encoder = ema["transformer"], ema["text_encoder"]
-    _, prompts, _ = make_batch(backbone.codec, cfg.data, cfg.data.eval_seed, range(4))
+    try:
+        yield backbone
+    finally:
+        backbone.transformer, backbone.prompt_encoder.encoder = live
+
+
+def _write_samples(backbone, cfg, path: Path) -> None:
+    """Sample grid of 4 held-out prompts (and their prompts beside it as .txt)."""
+    _, prompts, _, _ = make_batch(backbone.codec, cfg.data, cfg.data.eval_seed, range(4))
     shape = (cfg.data.num_frames, cfg.data.height, cfg.data.width)
     save_grid(generate(backbone, prompts, shape, cfg.sample.steps, cfg.sample.shift,
                        cfg.sample.cfg_scale, cfg.seed), path)
     path.with_suffix(".txt").write_text("\n".join(prompts) + "\n")
-    backbone.transformer, backbone.prompt_encoder.encoder = live
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -61,7 +61,7 @@ def test_generation_matches_card(toy_backbone):
 
     cfg = OmegaConf.load(REPO / "conf" / "train" / "toy.yaml")
     d, s = cfg.data, cfg.sample
-    _, prompts, scenes = make_batch(toy_backbone.codec, d, d.eval_seed, range(NUM_PROMPTS))
+    _, prompts, scenes, _ = make_batch(toy_backbone.codec, d, d.eval_seed, range(NUM_PROMPTS))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # ~10x faster than 2 threads on a loaded 2-core machine
     try:
@@ -73,3 +73,73 @@ def test_generation_matches_card(toy_backbone):
     result = score_generations(videos, [sc.objects[0] for sc in scenes])
     for key, hits in EXPECTED_HITS.items():
         assert abs(round(result[key] * NUM_PROMPTS) - hits) <= 1, result
+
+
+def test_hard_lock_with_the_toy_model_keeps_background_exact_and_edits_the_region(toy_backbone):
+    from kvlock.data.synthetic import make_synthetic_edits
+    from kvlock.engine.config import EditConfig
+    from kvlock.engine.editor import run_edit
+    from kvlock.engine.token_mask import token_mask, tokens_to_pixels
+
+    sample = make_synthetic_edits(1, 5, 32, 32, seed=0, edit_types=["color_change"], max_objects=1)[0]
+    out = run_edit(toy_backbone, sample, EditConfig(steps=10, compose="every_step"), seed=0)
+    geometry = toy_backbone.geometry
+    bg = ~tokens_to_pixels(token_mask(sample.mask, geometry, 0), geometry, sample.num_frames)
+    diff = np.abs(out.frames.astype(int) - sample.frames.astype(int))
+    assert bg.any() and diff[bg].max() == 0
+    assert diff[~bg].max() > 0
+
+
+def tiny_train_cfg(out_dir, **overrides):
+    """conf/train/toy.yaml on the random wan_tiny architecture: a few steps, tiny evaluations."""
+    cfg = OmegaConf.load(REPO / "conf" / "train" / "toy.yaml")
+    base = {"model_config": "conf/model/wan_tiny.yaml", "out_dir": str(out_dir), "train.max_steps": 4,
+            "train.batch_size": 2, "train.log_every": 1, "train.sample_every": 1000, "train.eval_every": 2,
+            "eval.num_prompts": 2, "eval.quick_prompts": 2, "eval.batch_size": 2, "sample.steps": 2}
+    return OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{k}={v}" for k, v in {**base, **overrides}.items()]))
+
+
+def test_training_resumes_exactly_where_it_stopped(tmp_path):
+    from safetensors.torch import load_file
+
+    from benchmarks.train_toy import train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        whole = train(tiny_train_cfg(tmp_path / "whole"))
+        train(tiny_train_cfg(tmp_path / "half", **{"train.max_steps": 2}))
+        resumed = train(tiny_train_cfg(tmp_path / "resumed", resume=str(tmp_path / "half" / "checkpoint.pt")))
+    finally:
+        torch.set_num_threads(threads)
+    assert whole["steps"] == resumed["steps"] == 4
+    assert [r["loss"] for r in whole["loss_curve"]] == [r["loss"] for r in resumed["loss_curve"]]
+    a, b = (load_file(str(tmp_path / d / "wan_toy.safetensors")) for d in ("whole", "resumed"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert len(whole["quick_evals"]) == 2 and 0.0 <= whole["eval"]["color_acc"] <= 1.0
+    for name in ("summary.json", "loss.png", "samples_final.png", "eval_samples.png", "train.log.jsonl"):
+        assert (tmp_path / "whole" / name).is_file(), name
+
+
+def test_flow_loss_spaces_and_object_weights():
+    from benchmarks.train_toy import flow_loss
+    from kvlock.backbones.prediction import sample_to_velocity
+
+    g = torch.Generator().manual_seed(0)
+    z0, eps, out = (torch.randn(3, 4, 2, 2, 2, generator=g) for _ in range(3))
+    t = torch.tensor([0.02, 0.5, 0.9])
+    tb = t.view(-1, 1, 1, 1, 1)
+    x_t = (1 - tb) * z0 + tb * eps
+    mse = torch.nn.functional.mse_loss
+    torch.testing.assert_close(flow_loss(out, z0, eps, x_t, t, "sample", "sample"), mse(out, z0))
+    torch.testing.assert_close(flow_loss(out, z0, eps, x_t, t, "velocity", "velocity"), mse(out, eps - z0))
+    torch.testing.assert_close(flow_loss(out, z0, eps, x_t, t, "velocity", "sample"), mse(x_t - tb * out, z0))
+    jit = mse(sample_to_velocity(out, x_t, t), sample_to_velocity(z0, x_t, t))  # t = 0.02 clamped to T_MIN
+    torch.testing.assert_close(flow_loss(out, z0, eps, x_t, t, "sample", "velocity"), jit)
+    ones = torch.ones_like(z0)
+    torch.testing.assert_close(flow_loss(out, z0, eps, x_t, t, "sample", "sample", ones), mse(out, z0))
+    only_first = torch.zeros_like(z0)
+    only_first[0] = 1.0
+    torch.testing.assert_close(flow_loss(out, z0, eps, x_t, t, "sample", "sample", only_first), mse(out[0], z0[0]))
+    with pytest.raises(ValueError, match="Unknown train.loss 'eps'"):
+        flow_loss(out, z0, eps, x_t, t, "sample", "eps")

@@ -1,11 +1,14 @@
 """Rectified-flow training of the toy Wan backbone on the synthetic world, plus its evaluation.
 
     python -m benchmarks.train_toy [--config conf/train/toy.yaml] [key=value ...]
+    python -m benchmarks.train_toy resume=<out_dir>/checkpoint.pt [out_dir=...] [train.max_minutes=...]
     python -m benchmarks.train_toy --eval-only [model_weights=path] [key=value ...]
 
 A plain argparse + OmegaConf entry (dotlist overrides) so it runs without a Hydra run dir.
-Writes into `out_dir`: `train.log.jsonl` (loss per log step), `loss.png`, `samples_<step>.png`,
-`wan_toy.safetensors` (EMA weights, keys `transformer.*` and `text_encoder.*`), `eval.json`.
+Writes into `out_dir`: `train.log.jsonl` (loss per log step, quick held-out accuracy per
+`eval_every`), `loss.png`, `samples_<step>.png`, `wan_toy.safetensors` (EMA weights, keys
+`transformer.*` and `text_encoder.*`), `checkpoint.pt` (what `resume` needs) and `summary.json`
+(steps, loss curve, final evaluation). `--eval-only` prints the oracle scores and `prompt_gap`.
 """
 
 from __future__ import annotations
@@ -173,7 +176,8 @@ def prompt_gap(backbone, cfg, t: float = 0.9, seed: int = 0) -> dict:
 
 
 def train(cfg) -> dict:
-    """Train from seeded weights (or `init_weights`); returns the summary written to `summary.json`."""
+    """Train from seeded weights (or `init_weights`, or `resume` a checkpoint); returns the summary
+    written to `summary.json`."""
     torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(cfg.seed)
     out_dir = Path(cfg.out_dir or f"outputs/train_toy/{time.strftime('%Y%m%d-%H%M%S')}")

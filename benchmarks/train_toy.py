@@ -205,7 +205,7 @@ def train(cfg) -> dict:
 
     log, evals, window, first, minutes_before = [], [], [], 0, 0.0
     if cfg.get("resume"):  # the exact state of an earlier run: same data stream, noise and schedule
-        state = torch.load(resolve_repo_path(cfg.resume), weights_only=False)
+        state = torch.load(resolve_repo_path(cfg.resume), weights_only=True)
         for name, module in (("transformer", transformer), ("text_encoder", text_encoder)):
             module.load_state_dict(state[name])
             ema[name].load_state_dict(state[f"ema_{name}"])

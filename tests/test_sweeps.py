@@ -21,7 +21,8 @@ SCHEMA = [
     "peak_mem_mb", "nfe", "config_hash", "git_sha", "versions", "config", "kv_store_bytes",
     "source_cache_hit", "guidance_rule", "omega_rule", "inversion_nfe", "metrics_not_computed",
 ]
-FAST_METRICS = ["bg_psnr", "bg_psnr_bgonly", "bg_mse", "bg_ssim", "flicker", "warp_error", "fg_psnr_gt"]
+FAST_METRICS = ["bg_psnr", "bg_psnr_bgonly", "bg_mse", "bg_ssim", "flicker", "warp_error", "fg_psnr_gt",
+                "oracle_edit_acc"]
 
 
 def jobs(sweep_dir) -> dict[str, pd.DataFrame]:

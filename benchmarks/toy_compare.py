@@ -14,15 +14,15 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from kvlock.report.collect import collect, config_labels
+from kvlock.report.collect import collect
+from kvlock.report.notebook_helpers import bootstrap_ci, ok_rows
 
 DEFAULT_METRICS = ("fg_psnr_gt", "oracle_edit_acc", "bg_psnr", "bg_ssim")
 
 
 def paired_rows(root: str, first: str, second: str, metrics: list[str]) -> pd.DataFrame:
     """One row per edit both configs finished: edit_id, edit_type, <metric>_<label> columns."""
-    rows = collect(root).rows
-    rows = rows[rows["status"] == "ok"].assign(label=config_labels(rows))
+    rows = ok_rows(collect(root))
     missing = {first, second} - set(rows["label"])
     if missing:
         raise ValueError(f"{root}: no finished edits of {sorted(missing)}; found {sorted(set(rows['label']))}")
@@ -30,16 +30,6 @@ def paired_rows(root: str, first: str, second: str, metrics: list[str]) -> pd.Da
         index=["edit_id", "edit_type"], columns="label", values=list(metrics), aggfunc="first")
     wide.columns = [f"{metric}_{label}" for metric, label in wide.columns]
     return wide.reset_index()
-
-
-def bootstrap_mean_ci(values: np.ndarray, seed: int = 0, draws: int = 10_000) -> tuple[float, float]:
-    """Seeded percentile bootstrap 95 % interval of the mean of `values` (NaN dropped)."""
-    values = values[~np.isnan(values)]
-    if len(values) < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, size=(draws, len(values))).mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def compare(table: pd.DataFrame, first: str, second: str, metrics: list[str]) -> pd.DataFrame:
@@ -52,7 +42,7 @@ def compare(table: pd.DataFrame, first: str, second: str, metrics: list[str]) ->
             b = group[f"{metric}_{second}"].to_numpy(float)
             both = ~np.isnan(a) & ~np.isnan(b)
             diff = a[both] - b[both]
-            low, high = bootstrap_mean_ci(diff)
+            low, high = bootstrap_ci(diff, n_boot=10_000) if len(diff) >= 2 else (np.nan, np.nan)
             out.append({"metric": metric, "edit_type": edit_type, "n": int(both.sum()),
                         first: a[both].mean(), second: b[both].mean(),
                         "difference": diff.mean() if both.any() else np.nan, "ci_low": low, "ci_high": high})

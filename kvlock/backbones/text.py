@@ -8,28 +8,37 @@ from collections.abc import Sequence
 import torch
 
 
-class ByteTokenizer:
-    """UTF-8 bytes as token ids (byte + 3; 0 = pad, 1 = end of sequence). Needs no files."""
+class FileFreeTokenizer:
+    """Shared by the byte and word tokenizers: 0 = pad, 1 = end of sequence, ids from `encode`."""
 
-    vocab_size = 259
     pad_id = 0
     eos_id = 1
 
+    def encode(self, prompt: str) -> list[int]:
+        raise NotImplementedError
+
     def __call__(self, prompts: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> ids (B, max_length) long, attention mask (B, max_length) long."""
+        """-> ids (B, max_length) long (truncated, end of sequence kept), attention mask (B, max_length) long."""
         ids = torch.full((len(prompts), max_length), self.pad_id, dtype=torch.long)
         for row, prompt in enumerate(prompts):
-            tokens = [b + 3 for b in prompt.encode("utf-8")][: max_length - 1] + [self.eos_id]
+            tokens = self.encode(prompt)[: max_length - 1] + [self.eos_id]
             ids[row, : len(tokens)] = torch.tensor(tokens)
         return ids, (ids != self.pad_id).long()
 
 
-class WordTokenizer:
-    """Lower-cased words of a fixed vocabulary as token ids (word index + 3; 0 = pad, 1 = end of
-    sequence, 2 = a word outside the vocabulary). A closed world's words, one token each."""
+class ByteTokenizer(FileFreeTokenizer):
+    """UTF-8 bytes as token ids (byte + 3). Needs no files."""
 
-    pad_id = 0
-    eos_id = 1
+    vocab_size = 259
+
+    def encode(self, prompt: str) -> list[int]:
+        return [b + 3 for b in prompt.encode("utf-8")]
+
+
+class WordTokenizer(FileFreeTokenizer):
+    """Lower-cased words of a fixed vocabulary as token ids (word index + 3; 2 = a word outside
+    the vocabulary). A closed world's words, one token each."""
+
     unk_id = 2
 
     def __init__(self, vocabulary: Sequence[str]):
@@ -39,14 +48,8 @@ class WordTokenizer:
         self.ids = {w: i + 3 for i, w in enumerate(words)}
         self.vocab_size = len(words) + 3
 
-    def __call__(self, prompts: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> ids (B, max_length) long, attention mask (B, max_length) long."""
-        ids = torch.full((len(prompts), max_length), self.pad_id, dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            words = re.findall(r"[a-z]+", prompt.lower())
-            tokens = [self.ids.get(w, self.unk_id) for w in words][: max_length - 1] + [self.eos_id]
-            ids[row, : len(tokens)] = torch.tensor(tokens)
-        return ids, (ids != self.pad_id).long()
+    def encode(self, prompt: str) -> list[int]:
+        return [self.ids.get(w, self.unk_id) for w in re.findall(r"[a-z]+", prompt.lower())]
 
 
 class HFTokenizer:

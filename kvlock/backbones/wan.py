@@ -13,7 +13,13 @@ from diffusers import WanTransformer3DModel
 from kvlock.backbones.codec import SpaceToDepthCodec, WanVAECodec
 from kvlock.backbones.geometry import LatentGeometry
 from kvlock.backbones.prediction import PREDICTIONS, sample_to_velocity
-from kvlock.backbones.text import ByteTokenizer, HFTokenizer, PromptEncoder, WordTokenizer
+from kvlock.backbones.text import (
+    ByteTokenizer,
+    FileFreeTokenizer,
+    HFTokenizer,
+    PromptEncoder,
+    WordTokenizer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +107,13 @@ def tiny_transformer_config(cfg: dict, in_channels: int, text_dim: int) -> dict:
     }
 
 
-def build_tokenizer(cfg: dict) -> ByteTokenizer | WordTokenizer:
+def build_tokenizer(cfg: dict) -> FileFreeTokenizer:
     """`text.vocabulary` (a word list) selects the word tokenizer; without it, bytes."""
     vocabulary = cfg.get("vocabulary")
     return WordTokenizer(vocabulary) if vocabulary else ByteTokenizer()
 
 
-def build_tiny_text_encoder(cfg: dict, tokenizer: ByteTokenizer | WordTokenizer):
+def build_tiny_text_encoder(cfg: dict, tokenizer: FileFreeTokenizer):
     from transformers import UMT5Config, UMT5EncoderModel
 
     config = UMT5Config(

@@ -12,7 +12,7 @@ from diffusers import WanTransformer3DModel
 
 from kvlock.backbones.codec import SpaceToDepthCodec, WanVAECodec
 from kvlock.backbones.geometry import LatentGeometry
-from kvlock.backbones.prediction import PREDICTIONS, sample_to_velocity
+from kvlock.backbones.prediction import PREDICTIONS
 from kvlock.backbones.text import (
     ByteTokenizer,
     FileFreeTokenizer,
@@ -20,6 +20,7 @@ from kvlock.backbones.text import (
     PromptEncoder,
     WordTokenizer,
 )
+from kvlock.engine.forward import wan_forward
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,9 @@ class WanBackbone:
 
     @torch.no_grad()
     def velocity(self, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """Plain transformer forward. latents (B, C, F, h, w), t (B,) in [0, 1] -> velocity (B, C, F, h, w)."""
-        out = self.transformer(
-            latents.to(self.dtype), timestep=t * 1000.0, encoder_hidden_states=context, return_dict=False
-        )[0].float()
-        return sample_to_velocity(out, latents.float(), t) if self.prediction == "sample" else out
+        """Transformer forward over all tokens (`wan_forward`, which also turns a `sample` prediction
+        into a velocity). latents (B, C, F, h, w), t (B,) in [0, 1] -> velocity (B, C, F, h, w) float32."""
+        return wan_forward(self.transformer, latents, t, context, prediction=self.prediction)
 
 
 def tiny_transformer_config(cfg: dict, in_channels: int, text_dim: int) -> dict:

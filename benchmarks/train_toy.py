@@ -55,13 +55,21 @@ def encode_prompts(prompt_encoder, prompts: list[str]) -> torch.Tensor:
     return hidden * mask.to(device)[..., None].to(hidden.dtype)
 
 
-def sample_t(n: int, kind: str, gen: torch.Generator, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
-    """(n,) training times in (0, 1): logit-normal(mean, std) (mean > 0 favours noisy t) or uniform."""
+def sample_t(n: int, kind: str, gen: torch.Generator, mean: float = 0.0, std: float = 1.0,
+             uniform_share: float = 0.0) -> torch.Tensor:
+    """(n,) training times in (0, 1): logit-normal(mean, std) (mean > 0 favours noisy t) or uniform;
+    with `uniform_share` > 0 each time is replaced by a uniform one with that probability (keeps the
+    low-noise end, where edges and small shapes are drawn, in training)."""
     if kind == "logit_normal":
-        return torch.sigmoid(mean + std * torch.randn(n, generator=gen))
-    if kind == "uniform":
-        return torch.rand(n, generator=gen)
-    raise ValueError(f"Unknown t_sampling '{kind}'. Available: logit_normal, uniform")
+        t = torch.sigmoid(mean + std * torch.randn(n, generator=gen))
+    elif kind == "uniform":
+        t = torch.rand(n, generator=gen)
+    else:
+        raise ValueError(f"Unknown t_sampling '{kind}'. Available: logit_normal, uniform")
+    if uniform_share > 0:
+        uniform, pick = torch.rand(n, generator=gen), torch.rand(n, generator=gen) < uniform_share
+        t = torch.where(pick, uniform, t)
+    return t
 
 
 def flow_loss(out: torch.Tensor, z0: torch.Tensor, eps: torch.Tensor, x_t: torch.Tensor,
@@ -234,7 +242,8 @@ def train(cfg) -> dict:
         prompts = ["" if u < tc.p_uncond else p for u, p in zip(rng.random(len(prompts)), prompts)]
         z0 = z0.to(backbone.device)
         eps = torch.randn(z0.shape, generator=gen).to(backbone.device)
-        t = sample_t(len(prompts), tc.t_sampling, gen, tc.t_mean, tc.t_std).to(backbone.device)
+        t = sample_t(len(prompts), tc.t_sampling, gen, tc.t_mean, tc.t_std,
+                     tc.t_uniform_share).to(backbone.device)
         tb = t.view(-1, 1, 1, 1, 1)
         x_t = (1 - tb) * z0 + tb * eps
         context = encode_prompts(backbone.prompt_encoder, prompts)

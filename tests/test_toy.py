@@ -152,3 +152,18 @@ def test_the_toy_model_uses_its_prompt(toy_backbone):
     cfg.eval.num_prompts = 16
     gap = prompt_gap(toy_backbone, cfg)
     assert gap["own"] < 0.8 * gap["rotated"], gap  # card: 0.255 vs 0.391 on 64 clips
+
+
+def test_training_times_keep_a_uniform_share_of_low_noise():
+    from benchmarks.train_toy import sample_t
+
+    def draw(share):
+        return sample_t(20_000, "logit_normal", torch.Generator().manual_seed(0), 1.0, 1.0, share)
+
+    plain, mixed = draw(0.0), draw(0.5)
+    assert torch.equal(plain, sample_t(20_000, "logit_normal", torch.Generator().manual_seed(0), 1.0, 1.0))
+    low = {name: float((t < 0.3).float().mean()) for name, t in (("plain", plain), ("mixed", mixed))}
+    assert low["plain"] < 0.06 and 0.14 < low["mixed"] < 0.20, low  # 3 % vs 3 % / 2 + 30 % / 2
+    assert ((mixed > 0) & (mixed < 1)).all()
+    with pytest.raises(ValueError, match="Unknown t_sampling 'beta'"):
+        sample_t(4, "beta", torch.Generator())

@@ -70,6 +70,25 @@ def test_word_tokenizer_maps_words_and_the_toy_vocabulary_covers_the_synthetic_w
     assert (ids == toy.eos_id).sum(1).eq(1).all()  # nothing truncated
 
 
+
+def test_absolute_positions_start_as_the_plain_encoder_and_make_word_order_count():
+    from kvlock.backbones.text import WordTokenizer
+    from kvlock.backbones.wan import build_tiny_text_encoder
+
+    cfg = {"d_model": 16, "d_ff": 32, "num_layers": 1, "num_heads": 2, "max_length": 8}
+    tok = WordTokenizer(["a", "red", "white", "circle", "over"])
+    torch.manual_seed(0)
+    plain = build_tiny_text_encoder(cfg, tok)
+    positional = build_tiny_text_encoder({**cfg, "absolute_positions": True}, tok)
+    assert positional.load_state_dict(plain.state_dict(), strict=False).missing_keys == ["position_embedding.weight"]
+    ids, mask = tok(["a red circle over a white", "a white circle over a red"], 8)
+    with torch.no_grad():
+        torch.testing.assert_close(positional(ids, mask).last_hidden_state, plain(ids, mask).last_hidden_state)
+        positional.position_embedding.weight.normal_()
+        moved = positional(ids, mask).last_hidden_state - plain(ids, mask).last_hidden_state
+    assert moved[:, :7].abs().amax(-1).min() > 1e-3  # every token (and eos) now carries its position
+
+
 def save_tiny_pipeline(path):
     """A tiny WanPipeline (real classes, seeded random weights) saved the diffusers way."""
     from diffusers import (

@@ -126,6 +126,10 @@ def build_tiny_text_encoder(cfg: dict, tokenizer: FileFreeTokenizer):
         pad_token_id=tokenizer.pad_id,
         eos_token_id=tokenizer.eos_id,
     )
+    if cfg.get("absolute_positions", False):
+        from kvlock.backbones.umt5_positions import UMT5EncoderWithPositions
+
+        return UMT5EncoderWithPositions(config, cfg["max_length"]).eval()
     return UMT5EncoderModel(config).eval()
 
 

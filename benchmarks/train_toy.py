@@ -20,6 +20,7 @@ import math
 import shutil
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,8 @@ from tqdm import tqdm
 
 from kvlock.backbones import build_backbone
 from kvlock.backbones.prediction import sample_to_velocity
-from kvlock.backbones.wan import resolve_repo_path
-from kvlock.data.synthetic import render_scene, sample_scene, scene_prompt
+from kvlock.backbones.wan import load_weights, resolve_repo_path
+from kvlock.data.synthetic import SHAPES, render_scene, sample_scene, scene_prompt
 from kvlock.engine.timesteps import flow_timesteps
 
 
@@ -167,17 +168,32 @@ def evaluate(backbone, cfg, out_dir: Path | None = None, num_prompts: int | None
     return result
 
 
+def altered_prompts(scenes: list) -> dict[str, list[str]]:
+    """Wrong prompts for `prompt_gap`: another clip's ("rotated"), the object's colour swapped with
+    the first background colour ("colour_roles"), the object's shape replaced by the next one."""
+    prompts = [scene_prompt(s) for s in scenes]
+    roles, shapes = [], []
+    for s in scenes:
+        obj, bg = s.objects[0], s.background
+        roles.append(scene_prompt(replace(s, objects=(replace(obj, color=bg.colors[0]),),
+                                          background=replace(bg, colors=(obj.color, bg.colors[1])))))
+        shape = SHAPES[(SHAPES.index(obj.shape) + 1) % len(SHAPES)]
+        shapes.append(scene_prompt(replace(s, objects=(replace(obj, shape=shape),))))
+    return {"rotated": prompts[1:] + prompts[:1], "colour_roles": roles, "shape": shapes}
+
+
 @torch.no_grad()
 def prompt_gap(backbone, cfg, t: float = 0.9, seed: int = 0) -> dict:
-    """How much the model uses its prompt: x̂0 MSE at time t on the held-out clips with their own
-    prompts vs the prompts rotated by one clip -> {"t", "own", "rotated"}."""
+    """How much, and how, the model uses its prompt: x̂0 MSE at time t on the held-out clips with
+    their own prompts and with each of `altered_prompts` -> {"t", "own", "rotated", "colour_roles",
+    "shape"}. A model reading a bag of words has "colour_roles" == "own"."""
     d = cfg.data
-    z0, prompts, _, _ = make_batch(backbone.codec, d, d.eval_seed, range(cfg.eval.num_prompts))
+    z0, prompts, scenes, _ = make_batch(backbone.codec, d, d.eval_seed, range(cfg.eval.num_prompts))
     noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed))
     x_t = ((1 - t) * z0 + t * noise).to(backbone.device)
     times = torch.full((len(prompts),), t, device=backbone.device)
     result = {"t": t}
-    for name, texts in (("own", prompts), ("rotated", prompts[1:] + prompts[:1])):
+    for name, texts in {"own": prompts, **altered_prompts(scenes)}.items():
         x_hat = x_t - t * backbone.velocity(x_t, times, backbone.encode_prompt(texts))
         result[name] = float(((x_hat.cpu() - z0) ** 2).mean())
     return result
@@ -193,8 +209,13 @@ def train(cfg) -> dict:
     OmegaConf.save(cfg, out_dir / "config.yaml")
 
     model_cfg = OmegaConf.load(resolve_repo_path(cfg.model_config))
-    model_cfg.weights, model_cfg.device = cfg.get("init_weights"), cfg.device
+    model_cfg.weights, model_cfg.device = None, cfg.device
     backbone = build_backbone(model_cfg)
+    if cfg.get("init_weights"):  # parameters the file lacks (a grown architecture) keep their init
+        new = load_weights(resolve_repo_path(cfg.init_weights), allow_missing=True,
+                           transformer=backbone.transformer, text_encoder=backbone.prompt_encoder.encoder)
+        if new:
+            print(f"init_weights: {', '.join(new)} not in {cfg.init_weights}; initialised fresh")
     tc, d = cfg.train, cfg.data
     transformer, text_encoder = backbone.transformer.train(), backbone.prompt_encoder.encoder
     params = list(transformer.parameters())

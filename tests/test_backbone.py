@@ -89,6 +89,25 @@ def test_absolute_positions_start_as_the_plain_encoder_and_make_word_order_count
     assert moved[:, :7].abs().amax(-1).min() > 1e-3  # every token (and eos) now carries its position
 
 
+def test_warm_start_into_a_grown_encoder_keeps_the_new_parameters_fresh(tmp_path):
+    from safetensors.torch import save_file
+
+    from kvlock.backbones.text import WordTokenizer
+    from kvlock.backbones.wan import build_tiny_text_encoder, load_weights
+
+    cfg = {"d_model": 16, "d_ff": 32, "num_layers": 1, "num_heads": 2, "max_length": 8}
+    tok = WordTokenizer(["a", "red"])
+    plain = build_tiny_text_encoder(cfg, tok)
+    path = tmp_path / "plain.safetensors"
+    save_file({f"text_encoder.{k}": v.clone() for k, v in plain.state_dict().items()}, str(path))
+    grown = build_tiny_text_encoder({**cfg, "absolute_positions": True}, tok)
+    with pytest.raises(RuntimeError, match="position_embedding"):
+        load_weights(path, text_encoder=grown)
+    assert load_weights(path, allow_missing=True, text_encoder=grown) == ["text_encoder.position_embedding.weight"]
+    torch.testing.assert_close(grown.shared.weight, plain.shared.weight)
+    assert not grown.position_embedding.weight.any()
+
+
 def save_tiny_pipeline(path):
     """A tiny WanPipeline (real classes, seeded random weights) saved the diffusers way."""
     from diffusers import (

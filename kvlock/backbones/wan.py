@@ -174,20 +174,27 @@ def resolve_repo_path(path: str | Path) -> Path:
     return path if path.is_absolute() else REPO_ROOT / path
 
 
-def load_weights(path: Path, **modules: torch.nn.Module) -> None:
+def load_weights(path: Path, allow_missing: bool = False, **modules: torch.nn.Module) -> list[str]:
     """Load `<module>.<param>` tensors from one safetensors file into the named modules.
 
-    A module with no key in the file keeps its seeded weights; one with keys must match exactly.
+    A module with no key in the file keeps its seeded weights; one with keys must match exactly,
+    except that with `allow_missing` (warm-starting a grown architecture) parameters the file lacks
+    keep their initialisation. -> the names of those parameters.
     """
     from safetensors.torch import load_file
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weights file not found")
     state = load_file(str(path))
+    missing = []
     for prefix, module in modules.items():
         sub = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
         if sub:
-            module.load_state_dict(sub, strict=True)
+            result = module.load_state_dict(sub, strict=not allow_missing)
+            if result.unexpected_keys:
+                raise RuntimeError(f"{path}: keys {result.unexpected_keys} are not in the {prefix}")
+            missing += [f"{prefix}.{k}" for k in result.missing_keys]
+    return missing
 
 
 def load_wan_pretrained(cfg: dict) -> WanBackbone:

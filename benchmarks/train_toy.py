@@ -31,7 +31,7 @@ from tqdm import tqdm
 from kvlock.backbones import build_backbone
 from kvlock.backbones.prediction import sample_to_velocity
 from kvlock.backbones.wan import load_weights, resolve_repo_path
-from kvlock.data.synthetic import SHAPES, render_scene, sample_scene, scene_prompt
+from kvlock.data.synthetic import SHAPES, object_mask, render_scene, sample_scene, scene_prompt
 from kvlock.engine.timesteps import flow_timesteps
 
 
@@ -46,6 +46,17 @@ def make_batch(codec, data_cfg, seed: int, indices) -> tuple[torch.Tensor, list[
     masks = torch.cat([codec.encode(np.repeat(mask[..., None], 3, axis=-1).astype(np.uint8) * 255)
                        for _, mask in rendered])
     return latents, [scene_prompt(s) for s in scenes], scenes, (masks + 1) / 2
+
+
+def shape_bands(codec, scenes: list, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Where the object's shape decides: pixels inside some but not all of the world's SHAPES drawn
+    at the object's size and path, in latent layout (B, C, F, h, w), 1 there and 0 elsewhere."""
+    bands = []
+    for scene in scenes:
+        masks = np.stack([object_mask(replace(scene.objects[0], shape=s), *shape) for s in SHAPES])
+        band = masks.any(0) & ~masks.all(0)
+        bands.append(codec.encode(np.repeat(band[..., None], 3, axis=-1).astype(np.uint8) * 255))
+    return (torch.cat(bands) + 1) / 2
 
 
 def encode_prompts(prompt_encoder, prompts: list[str]) -> torch.Tensor:
@@ -258,8 +269,8 @@ def train(cfg) -> dict:
     start, step = time.time(), first - 1  # step: the last one done
     bar = tqdm(range(first, tc.max_steps), desc="train_toy", initial=first, total=tc.max_steps)
     for step in bar:
-        z0, prompts, _, masks = make_batch(backbone.codec, d, d.train_seed,
-                                           range(step * tc.batch_size, (step + 1) * tc.batch_size))
+        z0, prompts, scenes, masks = make_batch(backbone.codec, d, d.train_seed,
+                                                range(step * tc.batch_size, (step + 1) * tc.batch_size))
         prompts = ["" if u < tc.p_uncond else p for u, p in zip(rng.random(len(prompts)), prompts)]
         z0 = z0.to(backbone.device)
         eps = torch.randn(z0.shape, generator=gen).to(backbone.device)
@@ -271,8 +282,11 @@ def train(cfg) -> dict:
         out = transformer(x_t, timestep=t * 1000.0, encoder_hidden_states=context, return_dict=False)[0]
         # object pixels count 1 + object_weight (× (1 − t) with fade: no extra pull where t is so
         # high that the object's place is still unknown, which would paint it too large)
-        boost = tc.object_weight * ((1 - tb) if tc.object_weight_fade else 1.0)
-        weights = 1.0 + boost * masks.to(backbone.device)
+        fade = (1 - tb) if tc.object_weight_fade else 1.0
+        weights = 1.0 + tc.object_weight * fade * masks.to(backbone.device)
+        if tc.shape_weight:  # pixels inside and outside the object where its shape shows
+            bands = shape_bands(backbone.codec, scenes, (d.num_frames, d.height, d.width))
+            weights = weights + tc.shape_weight * fade * bands.to(backbone.device)
         loss = flow_loss(out.float(), z0, eps, x_t, t, backbone.prediction, tc.loss, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()

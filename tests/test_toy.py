@@ -167,3 +167,17 @@ def test_training_times_keep_a_uniform_share_of_low_noise():
     assert ((mixed > 0) & (mixed < 1)).all()
     with pytest.raises(ValueError, match="Unknown t_sampling 'beta'"):
         sample_t(4, "beta", torch.Generator())
+
+
+def test_shape_bands_cover_where_shapes_differ_inside_and_outside_the_object():
+    from benchmarks.train_toy import make_batch, shape_bands
+    from kvlock.backbones.codec import SpaceToDepthCodec
+
+    codec = SpaceToDepthCodec(temporal_factor=4, spatial_factor=2)
+    cfg = OmegaConf.load(REPO / "conf" / "train" / "toy.yaml")
+    _, _, scenes, objects = make_batch(codec, cfg.data, 1000, range(8))
+    bands = shape_bands(codec, scenes, (cfg.data.num_frames, cfg.data.height, cfg.data.width))
+    assert bands.shape == objects.shape and set(bands.unique().tolist()) <= {0.0, 1.0}
+    inside, outside = (bands * objects).sum((1, 2, 3, 4)), (bands * (1 - objects)).sum((1, 2, 3, 4))
+    assert (inside > 0).all() and (outside > 0).all()  # no pull toward larger or smaller objects only
+    assert ((1 - bands) * objects).sum((1, 2, 3, 4)).gt(0).all()  # the core all shapes share is not in it

@@ -210,6 +210,11 @@ def prompt_gap(backbone, cfg, t: float = 0.9, seed: int = 0) -> dict:
     return result
 
 
+def load_model_config(cfg):
+    """`model_config` with `model_overrides` merged over it (e.g. an earlier stage's architecture)."""
+    return OmegaConf.merge(OmegaConf.load(resolve_repo_path(cfg.model_config)), cfg.get("model_overrides") or {})
+
+
 def train(cfg) -> dict:
     """Train from seeded weights (or `init_weights`, or `resume` a checkpoint); returns the summary
     written to `summary.json`."""
@@ -219,7 +224,7 @@ def train(cfg) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out_dir / "config.yaml")
 
-    model_cfg = OmegaConf.load(resolve_repo_path(cfg.model_config))
+    model_cfg = load_model_config(cfg)
     model_cfg.weights, model_cfg.device = None, cfg.device
     backbone = build_backbone(model_cfg)
     if cfg.get("init_weights"):  # parameters the file lacks (a grown architecture) keep their init
@@ -374,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
         train(cfg)
         return
     torch.set_num_threads(int(cfg.threads))
-    model_cfg = OmegaConf.load(resolve_repo_path(cfg.model_config))
+    model_cfg = load_model_config(cfg)
     model_cfg.device = cfg.device
     if cfg.get("model_weights"):
         model_cfg.weights = cfg.model_weights

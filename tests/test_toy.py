@@ -15,7 +15,7 @@ WEIGHTS = REPO / "kvlock" / "assets" / "wan_toy.safetensors"
 # colour / shape hits measured there (kvlock/assets/wan_toy.md). Two-sided, one prompt of
 # tolerance: new weights must come with a new card and new numbers here.
 NUM_PROMPTS = 8
-EXPECTED_HITS = {"color_acc": 4, "shape_acc": 1}
+EXPECTED_HITS = {"color_acc": 8, "shape_acc": 2}
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,9 @@ def test_the_toy_model_uses_its_prompt(toy_backbone):
     cfg = OmegaConf.load(REPO / "conf" / "train" / "toy.yaml")
     cfg.eval.num_prompts = 16
     gap = prompt_gap(toy_backbone, cfg)
-    assert gap["own"] < 0.8 * gap["rotated"], gap  # card: 0.255 vs 0.391 on 64 clips
+    assert gap["own"] < 0.8 * gap["rotated"], gap  # card: 0.228 vs 0.469 on 64 clips
+    # which colour is the object's is read from the word order, not a bag of words (card: 0.228 vs 0.301)
+    assert gap["own"] < 0.9 * gap["colour_roles"], gap
 
 
 def test_training_times_keep_a_uniform_share_of_low_noise():

@@ -43,9 +43,14 @@ def make_batch(codec, data_cfg, seed: int, indices) -> tuple[torch.Tensor, list[
     shape = (data_cfg.num_frames, data_cfg.height, data_cfg.width)
     rendered = [render_scene(s, *shape) for s in scenes]
     latents = torch.cat([codec.encode(frames) for frames, _ in rendered])
-    masks = torch.cat([codec.encode(np.repeat(mask[..., None], 3, axis=-1).astype(np.uint8) * 255)
-                       for _, mask in rendered])
-    return latents, [scene_prompt(s) for s in scenes], scenes, (masks + 1) / 2
+    masks = torch.cat([mask_to_latent(codec, mask) for _, mask in rendered])
+    return latents, [scene_prompt(s) for s in scenes], scenes, masks
+
+
+def mask_to_latent(codec, mask: np.ndarray) -> torch.Tensor:
+    """(T, H, W) bool pixel mask -> (1, C, F, h, w) in latent layout: 1 where the latent element
+    holds a masked pixel, else 0 (the codec is a lossless rearrangement)."""
+    return (codec.encode(np.repeat(mask[..., None], 3, axis=-1).astype(np.uint8) * 255) + 1) / 2
 
 
 def shape_bands(codec, scenes: list, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -54,9 +59,8 @@ def shape_bands(codec, scenes: list, shape: tuple[int, int, int]) -> torch.Tenso
     bands = []
     for scene in scenes:
         masks = np.stack([object_mask(replace(scene.objects[0], shape=s), *shape) for s in SHAPES])
-        band = masks.any(0) & ~masks.all(0)
-        bands.append(codec.encode(np.repeat(band[..., None], 3, axis=-1).astype(np.uint8) * 255))
-    return (torch.cat(bands) + 1) / 2
+        bands.append(mask_to_latent(codec, masks.any(0) & ~masks.all(0)))
+    return torch.cat(bands)
 
 
 def encode_prompts(prompt_encoder, prompts: list[str]) -> torch.Tensor:
@@ -286,7 +290,8 @@ def train(cfg) -> dict:
         context = encode_prompts(backbone.prompt_encoder, prompts)
         out = transformer(x_t, timestep=t * 1000.0, encoder_hidden_states=context, return_dict=False)[0]
         # object pixels count 1 + object_weight (× (1 − t) with fade: no extra pull where t is so
-        # high that the object's place is still unknown, which would paint it too large)
+        # high that the object's place is still unknown, which would paint its colour everywhere
+        # and blur which of the prompt's colours is the object's)
         fade = (1 - tb) if tc.object_weight_fade else 1.0
         weights = 1.0 + tc.object_weight * fade * masks.to(backbone.device)
         if tc.shape_weight:  # pixels inside and outside the object where its shape shows

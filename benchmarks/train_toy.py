@@ -314,8 +314,7 @@ def train(cfg) -> dict:
                         "minutes": minutes_before + (time.time() - start) / 60})
             window = []
             bar.set_postfix(loss=f"{log[-1]['loss']:.4f}")
-            with open(out_dir / "train.log.jsonl", "a") as fh:
-                fh.write(json.dumps(log[-1]) + "\n")
+            append_log(out_dir, log[-1])
         if (step + 1) % tc.sample_every == 0:
             with ema_weights(backbone, ema):
                 _write_samples(backbone, cfg, out_dir / f"samples_{step + 1:05d}.png")
@@ -326,8 +325,7 @@ def train(cfg) -> dict:
             row = {"step": step + 1, "color_acc": quick["color_acc"], "shape_acc": quick["shape_acc"],
                    "minutes": minutes_before + (time.time() - start) / 60}
             evals.append(row)
-            with open(out_dir / "train.log.jsonl", "a") as fh:
-                fh.write(json.dumps(row) + "\n")
+            append_log(out_dir, row)
             bar.write(json.dumps(row))
             checkpoint(step + 1)
         if (time.time() - start) / 60 > tc.max_minutes:
@@ -348,6 +346,12 @@ def train(cfg) -> dict:
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "loss_curve"}, indent=2))
     return summary
+
+
+def append_log(out_dir: Path, row: dict) -> None:
+    """One JSON line onto out_dir/train.log.jsonl (loss rows and quick-evaluation rows)."""
+    with open(out_dir / "train.log.jsonl", "a") as fh:
+        fh.write(json.dumps(row) + "\n")
 
 
 @contextmanager

@@ -4,8 +4,8 @@ T5's only positional signal is a relative bias inside self-attention, and the Di
 cross-attention treats the text tokens as a set. A small jointly-trained encoder then learns a bag
 of words: the toy model could not tell "a red circle over a white and green background" from "a
 white circle over a red and green background" (its velocity moved by 6e-4, against 0.018 when
-the shape word changed). Adding a learned position embedding to the token embeddings (as BERT and CLIP do) hands the
-encoder, and through it the DiT, each word's role in the sentence.
+the shape word changed). Adding a learned position embedding to the token embeddings (as BERT
+and CLIP do) hands the encoder, and through it the DiT, each word's role in the sentence.
 """
 
 from __future__ import annotations

@@ -214,6 +214,20 @@ def prompt_gap(backbone, cfg, t: float = 0.9, seed: int = 0) -> dict:
     return result
 
 
+def identity_blocks(transformer, missing: list[str]) -> list[int]:
+    """Zero the residual outputs of transformer blocks that `missing` names entirely (a deeper
+    model warm-started from a shallower one), so the grown model starts out computing exactly what
+    the loaded one did. -> the indices of those blocks."""
+    grown = []
+    for i, block in enumerate(transformer.blocks):
+        if all(f"transformer.blocks.{i}.{name}" in missing for name, _ in block.named_parameters()):
+            for layer in (block.attn1.to_out[0], block.attn2.to_out[0], block.ffn.net[2]):
+                torch.nn.init.zeros_(layer.weight)
+                torch.nn.init.zeros_(layer.bias)
+            grown.append(i)
+    return grown
+
+
 def load_model_config(cfg):
     """`model_config` with `model_overrides` merged over it (e.g. an earlier stage's architecture)."""
     return OmegaConf.merge(OmegaConf.load(resolve_repo_path(cfg.model_config)), cfg.get("model_overrides") or {})
@@ -235,7 +249,9 @@ def train(cfg) -> dict:
         new = load_weights(resolve_repo_path(cfg.init_weights), allow_missing=True,
                            transformer=backbone.transformer, text_encoder=backbone.prompt_encoder.encoder)
         if new:
-            print(f"init_weights: {', '.join(new)} not in {cfg.init_weights}; initialised fresh")
+            grown = identity_blocks(backbone.transformer, new)
+            print(f"init_weights: {', '.join(new)} not in {cfg.init_weights}; initialised fresh"
+                  + (f" (new blocks {grown} start as identity)" if grown else ""))
     tc, d = cfg.train, cfg.data
     transformer, text_encoder = backbone.transformer.train(), backbone.prompt_encoder.encoder
     params = list(transformer.parameters())

@@ -183,3 +183,27 @@ def test_shape_bands_cover_where_shapes_differ_inside_and_outside_the_object():
     inside, outside = (bands * objects).sum((1, 2, 3, 4)), (bands * (1 - objects)).sum((1, 2, 3, 4))
     assert (inside > 0).all() and (outside > 0).all()  # no pull toward larger or smaller objects only
     assert ((1 - bands) * objects).sum((1, 2, 3, 4)).gt(0).all()  # the core all shapes share is not in it
+
+
+def test_a_deeper_model_warm_started_from_a_shallower_one_starts_with_the_same_output(tmp_path):
+    from benchmarks.train_toy import identity_blocks, save_weights
+    from kvlock.backbones import build_backbone
+    from kvlock.backbones.wan import load_weights
+
+    cfg = OmegaConf.load(REPO / "conf" / "model" / "wan_tiny.yaml")
+    shallow = build_backbone(cfg)
+    save_weights(shallow, tmp_path / "shallow.safetensors")
+    deep = build_backbone(OmegaConf.merge(cfg, {"seed": 1, "transformer": {"num_layers": 3}}))
+    missing = load_weights(tmp_path / "shallow.safetensors", allow_missing=True, transformer=deep.transformer,
+                           text_encoder=deep.prompt_encoder.encoder)
+    x = torch.randn(1, 48, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    context = torch.randn(1, 32, 32, generator=torch.Generator().manual_seed(1))
+
+    def out(backbone):
+        with torch.no_grad():
+            return backbone.transformer(x, timestep=torch.tensor([500.0]), encoder_hidden_states=context,
+                                        return_dict=False)[0]
+
+    assert not torch.allclose(out(deep), out(shallow))  # block 2 is random: the output moved
+    assert identity_blocks(deep.transformer, missing) == [2]
+    torch.testing.assert_close(out(deep), out(shallow))

@@ -245,12 +245,13 @@ def train(cfg) -> dict:
     model_cfg = load_model_config(cfg)
     model_cfg.weights, model_cfg.device = None, cfg.device
     backbone = build_backbone(model_cfg)
-    if cfg.get("init_weights"):  # parameters the file lacks (a grown architecture) keep their init
+    if cfg.get("init_weights"):  # parameters the file lacks or shapes differently keep their init
         new = load_weights(resolve_repo_path(cfg.init_weights), allow_missing=True,
                            transformer=backbone.transformer, text_encoder=backbone.prompt_encoder.encoder)
         if new:
             grown = identity_blocks(backbone.transformer, new)
-            print(f"init_weights: {', '.join(new)} not in {cfg.init_weights}; initialised fresh"
+            print(f"init_weights: {', '.join(new)} not in {cfg.init_weights} (or shaped differently there);"
+                  " initialised fresh"
                   + (f" (new blocks {grown} start as identity)" if grown else ""))
     tc, d = cfg.train, cfg.data
     transformer, text_encoder = backbone.transformer.train(), backbone.prompt_encoder.encoder

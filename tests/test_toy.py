@@ -207,3 +207,23 @@ def test_a_deeper_model_warm_started_from_a_shallower_one_starts_with_the_same_o
     assert not torch.allclose(out(deep), out(shallow))  # block 2 is random: the output moved
     assert identity_blocks(deep.transformer, missing) == [2]
     torch.testing.assert_close(out(deep), out(shallow))
+
+
+def test_warm_start_across_codecs_keeps_what_fits_and_reinitialises_the_rest(tmp_path):
+    from benchmarks.train_toy import save_weights
+    from kvlock.backbones import build_backbone
+    from kvlock.backbones.wan import load_weights
+
+    cfg = OmegaConf.load(REPO / "conf" / "model" / "wan_tiny.yaml")
+    packed = build_backbone(cfg)  # 4 frames per latent frame: 48 channels
+    save_weights(packed, tmp_path / "packed.safetensors")
+    per_frame = build_backbone(OmegaConf.merge(cfg, {"seed": 1, "codec": {"temporal_factor": 1}}))
+    fresh = per_frame.transformer.patch_embedding.weight.clone()
+    missing = load_weights(tmp_path / "packed.safetensors", allow_missing=True,
+                           transformer=per_frame.transformer, text_encoder=per_frame.prompt_encoder.encoder)
+    # the channel count changes the patch embedding's input and the projection's output
+    assert sorted(missing) == ["transformer.patch_embedding.weight", "transformer.proj_out.bias",
+                               "transformer.proj_out.weight"]
+    assert torch.equal(per_frame.transformer.patch_embedding.weight, fresh)
+    for name in ("blocks.0.attn1.to_q.weight", "patch_embedding.bias"):
+        torch.testing.assert_close(per_frame.transformer.get_parameter(name), packed.transformer.get_parameter(name))

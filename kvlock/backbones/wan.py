@@ -178,8 +178,8 @@ def load_weights(path: Path, allow_missing: bool = False, **modules: torch.nn.Mo
     """Load `<module>.<param>` tensors from one safetensors file into the named modules.
 
     A module with no key in the file keeps its seeded weights; one with keys must match exactly,
-    except that with `allow_missing` (warm-starting a grown architecture) parameters the file lacks
-    keep their initialisation. -> the names of those parameters.
+    except that with `allow_missing` (warm-starting a changed architecture) parameters the file
+    lacks, or holds in another shape, keep their initialisation. -> the names of those parameters.
     """
     from safetensors.torch import load_file
 
@@ -190,6 +190,9 @@ def load_weights(path: Path, allow_missing: bool = False, **modules: torch.nn.Mo
     for prefix, module in modules.items():
         sub = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
         if sub:
+            if allow_missing:
+                own = module.state_dict()
+                sub = {k: v for k, v in sub.items() if k not in own or own[k].shape == v.shape}
             result = module.load_state_dict(sub, strict=not allow_missing)
             if result.unexpected_keys:
                 raise RuntimeError(f"{path}: keys {result.unexpected_keys} are not in the {prefix}")

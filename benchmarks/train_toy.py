@@ -8,7 +8,7 @@ A plain argparse + OmegaConf entry (dotlist overrides) so it runs without a Hydr
 Writes into `out_dir`: `train.log.jsonl` (loss per log step, quick held-out accuracy per
 `eval_every`), `loss.png`, `samples_<step>.png`, `wan_toy.safetensors` (EMA weights, keys
 `transformer.*` and `text_encoder.*`), `checkpoint.pt` (what `resume` needs) and `summary.json`
-(steps, loss curve, final evaluation). `--eval-only` prints the oracle scores and `prompt_gap`.
+(steps, loss curve, final evaluation). `--eval-only` prints the oracle scores, `prompt_gap` and `frame_error`.
 """
 
 from __future__ import annotations
@@ -214,6 +214,25 @@ def prompt_gap(backbone, cfg, t: float = 0.9, seed: int = 0) -> dict:
     return result
 
 
+@torch.no_grad()
+def frame_error(backbone, cfg, times: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7), seed: int = 0) -> dict:
+    """How well the model denoises each frame: pixel MSE (values in [0, 1]) of x̂0 from the held-out
+    clips noised to each t, per frame -> {t: [T values]}. Frames that share a latent frame (the
+    codec's temporal packing) show up as a block of equal-ish errors."""
+    d = cfg.data
+    z0, prompts, _, _ = make_batch(backbone.codec, d, d.eval_seed, range(cfg.eval.num_prompts))
+    noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed))
+    context = backbone.encode_prompt(prompts)
+    truth = np.stack([backbone.decode_latents(z[None]) for z in z0]).astype(np.float64) / 255
+    result = {}
+    for t in times:
+        x_t = ((1 - t) * z0 + t * noise).to(backbone.device)
+        x_hat = (x_t - t * backbone.velocity(x_t, torch.full((len(prompts),), t, device=backbone.device), context)).cpu()
+        frames = np.stack([backbone.decode_latents(z[None]) for z in x_hat]).astype(np.float64) / 255
+        result[str(t)] = [round(float(e), 5) for e in ((frames - truth) ** 2).mean(axis=(0, 2, 3, 4))]
+    return result
+
+
 def identity_blocks(transformer, missing: list[str]) -> list[int]:
     """Zero the residual outputs of transformer blocks that `missing` names entirely (a deeper
     model warm-started from a shallower one), so the grown model starts out computing exactly what
@@ -410,7 +429,8 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.get("model_weights"):
         model_cfg.weights = cfg.model_weights
     backbone = build_backbone(model_cfg)
-    print(json.dumps({**evaluate(backbone, cfg), "prompt_gap": prompt_gap(backbone, cfg)}, indent=2))
+    print(json.dumps({**evaluate(backbone, cfg), "prompt_gap": prompt_gap(backbone, cfg),
+                      "frame_error": frame_error(backbone, cfg)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -156,6 +156,16 @@ def test_the_toy_model_uses_its_prompt(toy_backbone):
     assert gap["own"] < 0.9 * gap["colour_roles"], gap
 
 
+def test_frame_error_grows_with_noise_for_every_frame(toy_backbone):
+    from benchmarks.train_toy import frame_error
+
+    cfg = OmegaConf.load(REPO / "conf" / "train" / "toy.yaml")
+    cfg.eval.num_prompts = 4
+    errors = frame_error(toy_backbone, cfg, times=(0.1, 0.7))
+    assert list(errors) == ["0.1", "0.7"] and all(len(e) == cfg.data.num_frames for e in errors.values())
+    assert all(0 <= lo < hi for lo, hi in zip(errors["0.1"], errors["0.7"])), errors
+
+
 def test_training_times_keep_a_uniform_share_of_low_noise():
     from benchmarks.train_toy import sample_t
 

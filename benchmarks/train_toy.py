@@ -205,13 +205,20 @@ def prompt_gap(backbone, cfg, t: float = 0.9, seed: int = 0) -> dict:
     d = cfg.data
     z0, prompts, scenes, _ = make_batch(backbone.codec, d, d.eval_seed, range(cfg.eval.num_prompts))
     noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed))
-    x_t = ((1 - t) * z0 + t * noise).to(backbone.device)
-    times = torch.full((len(prompts),), t, device=backbone.device)
     result = {"t": t}
     for name, texts in {"own": prompts, **altered_prompts(scenes)}.items():
-        x_hat = x_t - t * backbone.velocity(x_t, times, backbone.encode_prompt(texts))
-        result[name] = float(((x_hat.cpu() - z0) ** 2).mean())
+        x_hat = clean_prediction(backbone, z0, noise, t, backbone.encode_prompt(texts))
+        result[name] = float(((x_hat - z0) ** 2).mean())
     return result
+
+
+def clean_prediction(backbone, z0: torch.Tensor, noise: torch.Tensor, t: float,
+                     context: torch.Tensor) -> torch.Tensor:
+    """x̂0 = x_t − t·v of clean latents z0 (B, C, F, h, w) noised to time t with `noise` (the
+    engine's x_t = (1 − t)·z0 + t·ε) -> (B, C, F, h, w) on the CPU."""
+    x_t = ((1 - t) * z0 + t * noise).to(backbone.device)
+    times = torch.full((len(z0),), t, device=backbone.device)
+    return (x_t - t * backbone.velocity(x_t, times, context)).cpu()
 
 
 @torch.no_grad()
@@ -226,8 +233,7 @@ def frame_error(backbone, cfg, times: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7), 
     truth = np.stack([backbone.decode_latents(z[None]) for z in z0]).astype(np.float64) / 255
     result = {}
     for t in times:
-        x_t = ((1 - t) * z0 + t * noise).to(backbone.device)
-        x_hat = (x_t - t * backbone.velocity(x_t, torch.full((len(prompts),), t, device=backbone.device), context)).cpu()
+        x_hat = clean_prediction(backbone, z0, noise, t, context)
         frames = np.stack([backbone.decode_latents(z[None]) for z in x_hat]).astype(np.float64) / 255
         result[str(t)] = [round(float(e), 5) for e in ((frames - truth) ** 2).mean(axis=(0, 2, 3, 4))]
     return result

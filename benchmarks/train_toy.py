@@ -38,13 +38,32 @@ from kvlock.engine.timesteps import flow_timesteps
 def make_batch(codec, data_cfg, seed: int, indices) -> tuple[torch.Tensor, list[str], list, torch.Tensor]:
     """Scenes Generator([seed, i]) for i in `indices` -> latents (B, C, F, h, w), prompts, scenes,
     and object masks in latent layout (B, C, F, h, w) (1 where the latent element is an object pixel)."""
-    scenes = [sample_scene(np.random.default_rng([seed, int(i)]), max_objects=data_cfg.max_objects)
-              for i in indices]
+    scale = data_cfg.get("object_scale", 1.0)  # configs saved by runs before the knob lack it
+    scenes = [enlarge(sample_scene(np.random.default_rng([seed, int(i)]), max_objects=data_cfg.max_objects),
+                      scale) for i in indices]
     shape = (data_cfg.num_frames, data_cfg.height, data_cfg.width)
     rendered = [render_scene(s, *shape) for s in scenes]
     latents = torch.cat([codec.encode(frames) for frames, _ in rendered])
     masks = torch.cat([mask_to_latent(codec, mask) for _, mask in rendered])
     return latents, [scene_prompt(s) for s in scenes], scenes, masks
+
+
+def enlarge(scene, scale: float):
+    """The scene with every object's radius times `scale` and its path squeezed toward the centre so
+    it stays inside the frame (a point in [size, 1 − size] maps into [size', 1 − size']): a
+    curriculum knob that makes the shapes span more tokens. scale 1 returns the scene unchanged."""
+    if scale == 1.0:
+        return scene
+    objects = []
+    for obj in scene.objects:
+        size = obj.size * scale
+        if not 0 < size < 0.5:
+            raise ValueError(f"data.object_scale={scale} makes an object radius {size:.2f} of the frame;"
+                             " it must stay in (0, 0.5)")
+        squeeze = (1 - 2 * size) / (1 - 2 * obj.size)
+        start, end = ((0.5 + (c - 0.5) * squeeze for c in point) for point in (obj.start, obj.end))
+        objects.append(replace(obj, size=size, start=tuple(start), end=tuple(end)))
+    return replace(scene, objects=tuple(objects))
 
 
 def mask_to_latent(codec, mask: np.ndarray) -> torch.Tensor:

@@ -195,6 +195,23 @@ def test_shape_bands_cover_where_shapes_differ_inside_and_outside_the_object():
     assert ((1 - bands) * objects).sum((1, 2, 3, 4)).gt(0).all()  # the core all shapes share is not in it
 
 
+def test_object_scale_enlarges_objects_and_keeps_them_inside_the_frame():
+    from benchmarks.train_toy import enlarge
+    from kvlock.data.synthetic import render_scene, sample_scene
+
+    for i in range(50):
+        scene = sample_scene(np.random.default_rng([1000, i]), max_objects=1)
+        big = enlarge(scene, 2.0)
+        assert enlarge(scene, 1.0) == scene and big.background == scene.background
+        obj = big.objects[0]
+        assert obj.size == pytest.approx(2 * scene.objects[0].size) and obj.shape == scene.objects[0].shape
+        assert all(obj.size - 1e-9 <= c <= 1 - obj.size + 1e-9 for c in (*obj.start, *obj.end))
+        small_px, big_px = (render_scene(s, 5, 32, 32)[1].sum((1, 2)) for s in (scene, big))
+        assert (big_px > 3 * small_px).all()
+    with pytest.raises(ValueError, match="object_scale"):
+        enlarge(scene, 5.0)
+
+
 def test_a_deeper_model_warm_started_from_a_shallower_one_starts_with_the_same_output(tmp_path):
     from benchmarks.train_toy import identity_blocks, save_weights
     from kvlock.backbones import build_backbone

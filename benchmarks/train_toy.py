@@ -36,16 +36,38 @@ from kvlock.engine.timesteps import flow_timesteps
 
 
 def make_batch(codec, data_cfg, seed: int, indices) -> tuple[torch.Tensor, list[str], list, torch.Tensor]:
-    """Scenes Generator([seed, i]) for i in `indices` -> latents (B, C, F, h, w), prompts, scenes,
-    and object masks in latent layout (B, C, F, h, w) (1 where the latent element is an object pixel)."""
+    """`render_batch` of `draw_scenes`."""
+    return render_batch(codec, data_cfg, draw_scenes(data_cfg, seed, indices))
+
+
+def draw_scenes(data_cfg, seed: int, indices) -> list:
+    """Scenes Generator([seed, i]) for i in `indices`, objects enlarged by `data.object_scale`."""
     scale = data_cfg.get("object_scale", 1.0)  # configs saved by runs before the knob lack it
-    scenes = [enlarge(sample_scene(np.random.default_rng([seed, int(i)]), max_objects=data_cfg.max_objects),
-                      scale) for i in indices]
+    return [enlarge(sample_scene(np.random.default_rng([seed, int(i)]), max_objects=data_cfg.max_objects),
+                    scale) for i in indices]
+
+
+def render_batch(codec, data_cfg, scenes: list) -> tuple[torch.Tensor, list[str], list, torch.Tensor]:
+    """scenes -> latents (B, C, F, h, w), prompts, the scenes, and object masks in latent layout
+    (B, C, F, h, w) (1 where the latent element is an object pixel)."""
     shape = (data_cfg.num_frames, data_cfg.height, data_cfg.width)
     rendered = [render_scene(s, *shape) for s in scenes]
     latents = torch.cat([codec.encode(frames) for frames, _ in rendered])
     masks = torch.cat([mask_to_latent(codec, mask) for _, mask in rendered])
     return latents, [scene_prompt(s) for s in scenes], scenes, masks
+
+
+def shape_pairs(scenes: list, offset: int) -> list:
+    """The first half of `scenes` followed by the same scenes with each object's shape replaced by
+    another one (the (offset + k) % 4 + 1-th next in SHAPES for scene k): a batch of counterfactual
+    pairs that differ only in the shape, its word and the pixels where it shows."""
+    half = scenes[: len(scenes) // 2]
+    swapped = []
+    for k, scene in enumerate(half):
+        obj = scene.objects[0]
+        other = SHAPES[(SHAPES.index(obj.shape) + (offset + k) % (len(SHAPES) - 1) + 1) % len(SHAPES)]
+        swapped.append(replace(scene, objects=(replace(obj, shape=other), *scene.objects[1:])))
+    return half + swapped
 
 
 def enlarge(scene, scale: float):
@@ -339,13 +361,18 @@ def train(cfg) -> dict:
     start, step = time.time(), first - 1  # step: the last one done
     bar = tqdm(range(first, tc.max_steps), desc="train_toy", initial=first, total=tc.max_steps)
     for step in bar:
-        z0, prompts, scenes, masks = make_batch(backbone.codec, d, d.train_seed,
-                                                range(step * tc.batch_size, (step + 1) * tc.batch_size))
+        scenes = draw_scenes(d, d.train_seed, range(step * tc.batch_size, (step + 1) * tc.batch_size))
+        if tc.get("paired_shapes"):  # (configs saved by runs before the knob lack it)
+            scenes = shape_pairs(scenes, step)
+        z0, prompts, scenes, masks = render_batch(backbone.codec, d, scenes)
         prompts = ["" if u < tc.p_uncond else p for u, p in zip(rng.random(len(prompts)), prompts)]
         z0 = z0.to(backbone.device)
-        eps = torch.randn(z0.shape, generator=gen).to(backbone.device)
-        t = sample_t(len(prompts), tc.t_sampling, gen, tc.t_mean, tc.t_std,
-                     tc.t_uniform_share).to(backbone.device)
+        eps = torch.randn(z0.shape, generator=gen)
+        t = sample_t(len(prompts), tc.t_sampling, gen, tc.t_mean, tc.t_std, tc.t_uniform_share)
+        if tc.get("paired_shapes"):  # a pair shares noise and time: only the shape word tells its x̂0 apart
+            half = len(prompts) // 2
+            eps, t = torch.cat([eps[:half], eps[:half]]), torch.cat([t[:half], t[:half]])
+        eps, t = eps.to(backbone.device), t.to(backbone.device)
         tb = t.view(-1, 1, 1, 1, 1)
         x_t = (1 - tb) * z0 + tb * eps
         context = encode_prompts(backbone.prompt_encoder, prompts)

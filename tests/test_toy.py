@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -99,17 +100,19 @@ def tiny_train_cfg(out_dir, **overrides):
     return OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{k}={v}" for k, v in {**base, **overrides}.items()]))
 
 
-def test_training_resumes_exactly_where_it_stopped(tmp_path):
+@pytest.mark.parametrize("paired_shapes", [False, True])
+def test_training_resumes_exactly_where_it_stopped(tmp_path, paired_shapes):
     from safetensors.torch import load_file
 
     from benchmarks.train_toy import train
 
+    mode = {"train.paired_shapes": paired_shapes}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        whole = train(tiny_train_cfg(tmp_path / "whole"))
-        train(tiny_train_cfg(tmp_path / "half", **{"train.max_steps": 2}))
-        resumed = train(tiny_train_cfg(tmp_path / "resumed", resume=str(tmp_path / "half" / "checkpoint.pt")))
+        whole = train(tiny_train_cfg(tmp_path / "whole", **mode))
+        train(tiny_train_cfg(tmp_path / "half", **{"train.max_steps": 2}, **mode))
+        resumed = train(tiny_train_cfg(tmp_path / "resumed", resume=str(tmp_path / "half" / "checkpoint.pt"), **mode))
     finally:
         torch.set_num_threads(threads)
     assert whole["steps"] == resumed["steps"] == 4
@@ -210,6 +213,25 @@ def test_object_scale_enlarges_objects_and_keeps_them_inside_the_frame():
         assert (big_px > 3 * small_px).all()
     with pytest.raises(ValueError, match="object_scale"):
         enlarge(scene, 5.0)
+
+
+def test_shape_pairs_differ_only_in_the_shape_and_its_word():
+    from benchmarks.train_toy import draw_scenes, shape_pairs
+    from kvlock.data.synthetic import SHAPES, scene_prompt
+
+    cfg = OmegaConf.load(REPO / "conf" / "train" / "toy.yaml")
+    scenes = draw_scenes(cfg.data, 1000, range(16))
+    seen = set()
+    for offset in range(4):
+        pairs = shape_pairs(scenes, offset)
+        assert len(pairs) == 16 and pairs[:8] == scenes[:8]
+        for first, second in zip(pairs[:8], pairs[8:]):
+            a, b = first.objects[0], second.objects[0]
+            assert b.shape != a.shape and b.shape in SHAPES and replace(b, shape=a.shape) == a
+            assert second.background == first.background
+            assert scene_prompt(second) == scene_prompt(first).replace(f" {a.shape} ", f" {b.shape} ")
+            seen.add((a.shape, b.shape))
+    assert len({b for a, b in seen if a == scenes[0].objects[0].shape}) == len(SHAPES) - 1  # every other shape
 
 
 def test_a_deeper_model_warm_started_from_a_shallower_one_starts_with_the_same_output(tmp_path):

@@ -358,18 +358,19 @@ def train(cfg) -> dict:
         torch.save(state, out_dir / "checkpoint.pt.tmp")
         (out_dir / "checkpoint.pt.tmp").replace(out_dir / "checkpoint.pt")
 
+    paired = bool(tc.get("paired_shapes"))  # (configs saved by runs before the knob lack it)
     start, step = time.time(), first - 1  # step: the last one done
     bar = tqdm(range(first, tc.max_steps), desc="train_toy", initial=first, total=tc.max_steps)
     for step in bar:
         scenes = draw_scenes(d, d.train_seed, range(step * tc.batch_size, (step + 1) * tc.batch_size))
-        if tc.get("paired_shapes"):  # (configs saved by runs before the knob lack it)
+        if paired:
             scenes = shape_pairs(scenes, step)
         z0, prompts, scenes, masks = render_batch(backbone.codec, d, scenes)
         prompts = ["" if u < tc.p_uncond else p for u, p in zip(rng.random(len(prompts)), prompts)]
         z0 = z0.to(backbone.device)
         eps = torch.randn(z0.shape, generator=gen)
         t = sample_t(len(prompts), tc.t_sampling, gen, tc.t_mean, tc.t_std, tc.t_uniform_share)
-        if tc.get("paired_shapes"):  # a pair shares noise and time: only the shape word tells its x̂0 apart
+        if paired:  # a pair shares noise and time: only the shape word tells its x̂0 apart
             half = len(prompts) // 2
             eps, t = torch.cat([eps[:half], eps[:half]]), torch.cat([t[:half], t[:half]])
         eps, t = eps.to(backbone.device), t.to(backbone.device)

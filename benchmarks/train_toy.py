@@ -58,16 +58,19 @@ def render_batch(codec, data_cfg, scenes: list) -> tuple[torch.Tensor, list[str]
 
 
 def shape_pairs(scenes: list, offset: int) -> list:
-    """The first half of `scenes` followed by the same scenes with each object's shape replaced by
-    another one (the (offset + k) % 4 + 1-th next in SHAPES for scene k): a batch of counterfactual
-    pairs that differ only in the shape, its word and the pixels where it shows."""
+    """The first half of `scenes` followed by the same scenes with another shape (`swap_shape` by
+    offset + k for scene k): a batch of counterfactual pairs that differ only in the shape, its word
+    and the pixels where it shows."""
     half = scenes[: len(scenes) // 2]
-    swapped = []
-    for k, scene in enumerate(half):
-        obj = scene.objects[0]
-        other = SHAPES[(SHAPES.index(obj.shape) + (offset + k) % (len(SHAPES) - 1) + 1) % len(SHAPES)]
-        swapped.append(replace(scene, objects=(replace(obj, shape=other), *scene.objects[1:])))
-    return half + swapped
+    return half + [swap_shape(scene, offset + k) for k, scene in enumerate(half)]
+
+
+def swap_shape(scene, k: int):
+    """The scene with its first object's shape replaced by the (k % 4 + 1)-th next one in SHAPES
+    (never its own)."""
+    obj = scene.objects[0]
+    other = SHAPES[(SHAPES.index(obj.shape) + k % (len(SHAPES) - 1) + 1) % len(SHAPES)]
+    return replace(scene, objects=(replace(obj, shape=other), *scene.objects[1:]))
 
 
 def enlarge(scene, scale: float):
@@ -228,14 +231,13 @@ def altered_prompts(scenes: list) -> dict[str, list[str]]:
     """Wrong prompts for `prompt_gap`: another clip's ("rotated"), the object's colour swapped with
     the first background colour ("colour_roles"), the object's shape replaced by the next one."""
     prompts = [scene_prompt(s) for s in scenes]
-    roles, shapes = [], []
+    roles = []
     for s in scenes:
         obj, bg = s.objects[0], s.background
         roles.append(scene_prompt(replace(s, objects=(replace(obj, color=bg.colors[0]),),
                                           background=replace(bg, colors=(obj.color, bg.colors[1])))))
-        shape = SHAPES[(SHAPES.index(obj.shape) + 1) % len(SHAPES)]
-        shapes.append(scene_prompt(replace(s, objects=(replace(obj, shape=shape),))))
-    return {"rotated": prompts[1:] + prompts[:1], "colour_roles": roles, "shape": shapes}
+    return {"rotated": prompts[1:] + prompts[:1], "colour_roles": roles,
+            "shape": [scene_prompt(swap_shape(s, 0)) for s in scenes]}
 
 
 @torch.no_grad()

@@ -171,7 +171,12 @@ def generate(backbone, prompts: list[str], shape: tuple[int, int, int], steps: i
     for t, t_next in zip(times[:-1], times[1:]):
         v_c, v_u = backbone.velocity(torch.cat([x, x]), t.expand(2 * len(prompts)), context).chunk(2)
         x = x + (t_next - t) * (v_u + cfg_scale * (v_c - v_u))
-    return np.stack([backbone.decode_latents(z[None].cpu()) for z in x])
+    return decode_clips(backbone, x)
+
+
+def decode_clips(backbone, latents: torch.Tensor) -> np.ndarray:
+    """latents (B, C, F, h, w) -> frames (B, T, H, W, 3) uint8 (the backbone decodes one clip at a time)."""
+    return np.stack([backbone.decode_latents(z[None].cpu()) for z in latents])
 
 
 def save_grid(videos: np.ndarray, path: Path) -> None:
@@ -273,11 +278,11 @@ def frame_error(backbone, cfg, times: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7), 
     z0, prompts, _, _ = make_batch(backbone.codec, d, d.eval_seed, range(cfg.eval.num_prompts))
     noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed))
     context = backbone.encode_prompt(prompts)
-    truth = np.stack([backbone.decode_latents(z[None]) for z in z0]).astype(np.float64) / 255
+    truth = decode_clips(backbone, z0).astype(np.float64) / 255
     result = {}
     for t in times:
         x_hat = clean_prediction(backbone, z0, noise, t, context)
-        frames = np.stack([backbone.decode_latents(z[None]) for z in x_hat]).astype(np.float64) / 255
+        frames = decode_clips(backbone, x_hat).astype(np.float64) / 255
         result[str(t)] = [round(float(e), 5) for e in ((frames - truth) ** 2).mean(axis=(0, 2, 3, 4))]
     return result
 

@@ -132,11 +132,11 @@ def make_bad(case: str, root: Path) -> tuple[bytes, str, str]:
             "edits.jsonl",
             "'source_prompt' must be a non-empty string",
         )
-    if case == "unknown_edit_type":
+    if case == "non_string_edit_type":
         return (
-            _json({**line, "edit_type": "teleport"}),
+            _json({**line, "edit_type": 3}),
             "edits.jsonl",
-            "unknown edit_type 'teleport'. Available:",
+            "line 2 (id 'bad'): 'edit_type' must be a non-empty string, got 3",
         )
     if case == "absolute_path":
         write_clip(bad)
@@ -180,7 +180,7 @@ BAD_CASES = [
     "empty_folder",
     "missing_prompt",
     "empty_prompt",
-    "unknown_edit_type",
+    "non_string_edit_type",
     "absolute_path",
     "dotdot_escape",
     "non_utf8",
@@ -212,6 +212,25 @@ def test_bad_edit_fails_alone_with_a_clear_error(case, tmp_path):
         "good1" if case == "duplicate_id" else "edits.jsonl:2" if unparsed else "bad"
     )
     assert items[2].frames.shape == (5, 32, 48, 3)
+
+
+def test_edit_type_is_a_label_kept_as_given(tmp_path):
+    """Benchmarks name their categories their own way: any non-empty label runs, known synonyms
+    map to a canonical name, and only a missing or non-string type fails the edit."""
+    for name in ("a", "b", "c"):
+        write_clip(tmp_path / "videos" / name)
+    lines = [
+        edit("a", edit_type="object_remove"),
+        edit("b", edit_type="Material Modification"),
+        edit("c", edit_type="teleport"),
+    ]
+    (tmp_path / "edits.jsonl").write_bytes(b"\n".join(_json(r) for r in lines))
+
+    items = list(iter_dataset(manifest_cfg(tmp_path / "edits.jsonl", **SMALL), RULES))
+
+    assert [type(i).__name__ for i in items] == ["EditSample"] * 3, items
+    assert [i.edit_type for i in items] == ["object_remove", "Material Modification", "teleport"]
+    assert [i.meta["canonical_edit_type"] for i in items] == ["removal", "attribute_change", None]
 
 
 def test_non_binary_mask_is_thresholded_and_reported(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kvlock.data.clips import ClipReader
 from kvlock.data.errors import DataError, FailedItem
-from kvlock.data.sample import EDIT_TYPES, EditSample
+from kvlock.data.sample import EditSample, canonical_edit_type, check_edit_type
 
 SOURCE_PROMPT = "a video of {name}"
 TARGET_PROMPT = "a video of {name}, made of shiny gold"
@@ -65,7 +65,7 @@ def iter_davis(
                 root, resolution, seq, spec, _objects_for(objects, seq), reader, mask_threshold
             )
         except DataError as err:
-            yield FailedItem(edit_id=seq, video_id=seq, edit_type=spec["edit_type"], error=str(err))
+            yield FailedItem(seq, seq, str(spec["edit_type"]), str(err))
 
 
 def _load(
@@ -86,10 +86,10 @@ def _load(
     for key, text in texts.items():
         if not text.strip():
             raise DataError(video, f"empty {key} for sequence '{seq}'")
-    if spec["edit_type"] not in EDIT_TYPES:
-        raise DataError(
-            video, f"unknown edit_type '{spec['edit_type']}'. Available: {', '.join(EDIT_TYPES)}"
-        )
+    try:
+        check_edit_type(spec["edit_type"])  # a label: any non-empty string, kept as given
+    except ValueError as err:
+        raise DataError(video, f"sequence '{seq}': {err}") from err
     frames, mask, report = reader.load(video, mask_path, threshold=threshold, objects=objects)
     return EditSample(
         edit_id=seq,
@@ -102,6 +102,7 @@ def _load(
             "video_path": str(video),
             "mask_path": str(mask_path),
             "mask": report,
+            "canonical_edit_type": canonical_edit_type(spec["edit_type"]),
         },
         **texts,
     )

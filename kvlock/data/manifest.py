@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kvlock.data.clips import ClipReader
 from kvlock.data.errors import DataError, FailedItem
-from kvlock.data.sample import EDIT_TYPES, EditSample
+from kvlock.data.sample import EditSample, canonical_edit_type
 
 REQUIRED_KEYS = ("id", "video", "mask", "source_prompt", "target_prompt", "edit_type")
 OPTIONAL_KEYS = ("video_id", "objects")
@@ -76,7 +76,8 @@ def _decode(raw: bytes, manifest: Path, lineno: int) -> dict:
 
 
 def _check(record: dict, manifest: Path, lineno: int) -> None:
-    """Required strings present and non-empty, known edit type, well-formed object ids."""
+    """Required strings present and non-empty, well-formed object ids. The edit type is a label:
+    any non-empty string is kept as given (canonical_edit_type maps known synonyms)."""
     where = f"line {lineno} (id '{record.get('id')}')"
     missing = [k for k in REQUIRED_KEYS if k not in record]
     if missing:
@@ -85,11 +86,6 @@ def _check(record: dict, manifest: Path, lineno: int) -> None:
         value = record[key]
         if not isinstance(value, str) or not value.strip():
             raise DataError(manifest, f"{where}: '{key}' must be a non-empty string, got {value!r}")
-    if record["edit_type"] not in EDIT_TYPES:
-        raise DataError(
-            manifest,
-            f"{where}: unknown edit_type '{record['edit_type']}'. Available: {', '.join(EDIT_TYPES)}",
-        )
     ids = record.get("objects")
     if ids is not None and not (isinstance(ids, list) and all(isinstance(i, int) for i in ids)):
         raise DataError(
@@ -122,6 +118,7 @@ def _load(
             "video_path": str(video),
             "mask_path": str(mask_path),
             "mask": report,
+            "canonical_edit_type": canonical_edit_type(record["edit_type"]),
             "extra": extra,
         },
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+# Canonical edit types: the names behaviour may depend on (a method asking for removal, the
+# synthetic generator). A sample's `edit_type` is a free label (each benchmark names its own
+# categories); canonical_edit_type() maps the known synonyms onto these names.
 EDIT_TYPES = (
     "object_replace",
     "attribute_change",
@@ -17,6 +21,60 @@ EDIT_TYPES = (
     "style",
     "reconstruct",
 )
+# Normalised label (see _normalise) -> canonical name. Covers the manifest's usual spellings,
+# FiVE-Bench's six task names and PIE-Bench's ten folder names (kvlock.data.five_bench / pie_bench).
+EDIT_TYPE_SYNONYMS = {
+    **{name: name for name in EDIT_TYPES},
+    "replace": "object_replace",
+    "object_replacement": "object_replace",
+    "object_replacement_rigid": "object_replace",
+    "object_replacement_non_rigid": "object_replace",
+    "change_object": "object_replace",
+    "attribute": "attribute_change",
+    "material_modification": "attribute_change",
+    "change_attribute_content": "attribute_change",
+    "change_attribute_material": "attribute_change",
+    "color": "color_change",
+    "colour_change": "color_change",
+    "color_alteration": "color_change",
+    "change_attribute_color": "color_change",
+    "shape": "shape_change",
+    "change_attribute_pose": "shape_change",
+    "remove": "removal",
+    "object_remove": "removal",
+    "object_removal": "removal",
+    "delete_object": "removal",
+    "insert": "insertion",
+    "add_object": "insertion",
+    "object_addition": "insertion",
+    "object_insert": "insertion",
+    "background": "background_change",
+    "change_background": "background_change",
+    "change_style": "style",
+    "stylization": "style",
+    "reconstruction": "reconstruct",
+}
+
+
+def check_edit_type(value: object) -> str:
+    """The label as given if it is a non-empty string; ValueError otherwise (the one error)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"edit_type must be a non-empty string, got {value!r}")
+    return value
+
+
+def canonical_edit_type(label: str) -> str | None:
+    """The canonical name (one of EDIT_TYPES) a label stands for, or None if it names none.
+
+    Case, separators, a leading category number and parentheses are ignored:
+    'object_remove', 'Object Removal', '3_delete_object' -> 'removal'.
+    """
+    return EDIT_TYPE_SYNONYMS.get(_normalise(label))
+
+
+def _normalise(label: str) -> str:
+    text = re.sub(r"^\s*\d+\s*[._)\-\s]\s*", "", label.lower())
+    return re.sub(r"[^a-z0-9]+", "_", text).strip("_")
 
 
 @dataclass
@@ -35,7 +93,7 @@ class EditSample:
     mask: np.ndarray
     source_prompt: str
     target_prompt: str
-    edit_type: str
+    edit_type: str  # a free label, kept as the dataset names it; see canonical_edit_type
     target_frames: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
 

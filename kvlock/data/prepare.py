@@ -80,7 +80,7 @@ def prepare_sample(
     """A new sample trimmed and resized for the backbone; `meta["prepare"]` says what was done.
 
     Frames are strided, capped at max_frames, then cut to the largest temporal_factor·k + 1
-    (k >= 1); frames, mask and target_frames are resized and cropped identically (mask:
+    (k >= 1; a one-frame sample, an image, stays one frame: k = 0); frames, mask and target_frames are resized and cropped identically (mask:
     nearest). `cfg` is a PrepareConfig or a mapping of its fields; keyword `options` override it.
     """
     base = asdict(cfg) if isinstance(cfg, PrepareConfig) else dict(cfg or {})
@@ -92,7 +92,7 @@ def prepare_sample(
     mask_path = sample.meta.get("mask_path", video_path)
 
     keep = np.arange(0, sample.num_frames, cfg.frame_stride)[: cfg.max_frames]
-    if len(keep) < factor + 1:
+    if len(keep) < factor + 1 and sample.num_frames > 1:  # an image (T = 1) is 4k+1 with k = 0
         after = f" after stride {cfg.frame_stride}" if cfg.frame_stride > 1 else ""
         raise DataError(
             video_path,

@@ -8,7 +8,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from kvlock.data.davis import iter_davis
 from kvlock.data.errors import DataError, FailedItem
+from kvlock.data.five_bench import iter_five_bench
 from kvlock.data.manifest import iter_manifest
+from kvlock.data.pie_bench import iter_pie_bench
 from kvlock.data.prepare import PrepareConfig, SupportsFrameRules, prepare_sample
 from kvlock.data.sample import EditSample
 from kvlock.data.synthetic import iter_synthetic_edits
@@ -18,6 +20,8 @@ DATASETS: dict[str, tuple[Callable[..., Iterator], bool]] = {
     "synthetic": (iter_synthetic_edits, False),
     "manifest": (iter_manifest, True),
     "davis": (iter_davis, True),
+    "five_bench": (iter_five_bench, True),
+    "pie_bench": (iter_pie_bench, False),
 }
 
 
@@ -26,7 +30,7 @@ def iter_dataset(
 ) -> Iterator[EditSample | FailedItem]:
     """Lazily yield the edits of the dataset `cfg` describes (a dict or DictConfig).
 
-    cfg: `name` (synthetic | manifest | davis), the loader's own options (conf/dataset/<name>.yaml)
+    cfg: `name` (a key of DATASETS), the loader's own options (conf/dataset/<name>.yaml)
     and a `prepare:` block. With `rules` (the backbone's FrameRules) every sample is also passed
     through prepare_sample. Config mistakes raise ValueError here, at the call; a bad sample
     becomes a FailedItem and iteration goes on.

@@ -39,6 +39,14 @@ def read_frames(path: str | Path) -> np.ndarray:
     return _read_video(path, "rgb24")
 
 
+def read_image(path: str | Path) -> np.ndarray:
+    """One image as (H, W, 3) uint8 RGB."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "image not found")
+    return np.asarray(_open_image(path).convert("RGB"))
+
+
 def read_masks(path: str | Path) -> np.ndarray:
     """Raw mask values as (T, H, W) uint8, from a folder of images or a video file (as gray).
 
@@ -50,6 +58,11 @@ def read_masks(path: str | Path) -> np.ndarray:
         files = list_images(path)
         return _stack([_mask_values(_open_image(f), f) for f in files], files)
     return _read_video(path, "gray")[..., 0]
+
+
+def read_mask_files(files: list[Path]) -> np.ndarray:
+    """Raw mask values as (T, H, W) uint8 from these image files, in this order (as read_masks)."""
+    return _stack([_mask_values(_open_image(f), f) for f in files], files)
 
 
 def is_palette_mask(path: str | Path) -> bool:

@@ -137,6 +137,7 @@ def test_bad_items_become_failed_rows_and_the_loop_goes_on(tmp_path, caplog):
         summary = run_job(tiny_job(tmp_path, *data), tmp_path / "run")
     frame = pd.read_parquet(tmp_path / "run" / "results.parquet").set_index("edit_id")
     assert summary["counts"] == {"ok": 1, "failed": 2, "total": 3}
+    assert summary["failures"] == frame.error[frame.status == "failed"].to_dict()
     assert frame.status.to_dict() == {"good": "ok", "no_mask": "failed", "too_short": "failed"}
     assert "missing: not found" in frame.error["no_mask"] and "too short" in frame.error["too_short"]
     assert all("\n" not in e for e in frame.error.dropna())

@@ -56,11 +56,13 @@ def iter_five_bench(
     A missing root or prompt folder raises DataError; a prompt file that is not a JSON list is
     one FailedItem naming the file and line, and the other files still run.
     """
-    root = Path(root)
+    return _iter(Path(root), edit_files, _type_ids(edit_types), mask_threshold)  # ValueError now
+
+
+def _iter(root: Path, edit_files, wanted_types, mask_threshold: int) -> Iterator:
     prompts = root / "edit_prompt"
     if not prompts.is_dir():
         raise DataError(prompts, "not found (expected a FiVE-Bench root with edit_prompt/)")
-    wanted_types = _type_ids(edit_types)
     read = lru_cache(maxsize=2)(_capture(lambda name: _read_clip(root, name, mask_threshold)))
     for file in _edit_files(prompts, edit_files):
         try:

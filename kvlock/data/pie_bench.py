@@ -60,18 +60,22 @@ def iter_pie_bench(
     run-length masks index. A missing or malformed mapping file raises DataError naming the
     file and line: the whole set depends on it.
     """
+    size = tuple(int(s) for s in mask_size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"mask_size must be [height, width], got {list(mask_size)}")
     root = Path(root)
-    mapping_path = root / mapping_file
+    return _iter(root / mapping_file, root / images, _wanted(edit_types), size, mask_border)
+
+
+def _iter(mapping_path: Path, images: Path, wanted, size, mask_border: bool) -> Iterator:
     mapping = _read_mapping(mapping_path)
-    image_root = Path(os.path.normpath((root / images).absolute()))
-    wanted = _wanted(edit_types)
-    height, width = (int(s) for s in mask_size)
+    image_root = Path(os.path.normpath(images.absolute()))
     for key, entry in mapping.items():
         type_id = str(entry.get("editing_type_id")) if isinstance(entry, dict) else ""
         if wanted is not None and type_id in PIE_EDIT_TYPES and type_id not in wanted:
             continue  # not in dataset.edit_types (an unknown id still becomes a failed row)
         try:
-            yield _load(key, entry, mapping_path, image_root, (height, width), mask_border)
+            yield _load(key, entry, mapping_path, image_root, size, mask_border)
         except DataError as err:
             yield FailedItem(
                 edit_id=key, video_id=key, edit_type=PIE_EDIT_TYPES.get(type_id, ""), error=str(err)

@@ -20,6 +20,14 @@ def _mean(values: pd.Series) -> float | None:
     return float(values.mean()) if len(values) else None
 
 
+def _failures(frame: pd.DataFrame) -> dict[str, str]:
+    """edit_id -> why it did not run (the failed rows' one-line errors)."""
+    if "status" not in frame:
+        return {}
+    failed = frame[frame["status"] != "ok"]
+    return {str(e): str(r) for e, r in zip(failed["edit_id"], failed["error"])}
+
+
 def summarize(frame: pd.DataFrame, info: RunInfo, metric_info: dict) -> dict:
     """Aggregates over the ok rows (nan-mean; `n` = edits with a value) and why values are missing."""
     ok = frame[frame["status"] == "ok"] if "status" in frame else frame
@@ -40,6 +48,7 @@ def summarize(frame: pd.DataFrame, info: RunInfo, metric_info: dict) -> dict:
         "config_hash": info.config_hash,
         "git_sha": info.git_sha,
         "counts": {"ok": len(ok), "failed": len(frame) - len(ok), "total": len(frame)},
+        "failures": _failures(frame),
         "metrics": metrics,
         "metric_info": metric_info,
         "seconds_mean": _mean(column("seconds")),

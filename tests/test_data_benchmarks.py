@@ -27,6 +27,8 @@ from PIL import Image
 from kvlock.backbones.geometry import FrameRules
 from kvlock.data import DataError, EditSample, iter_dataset
 from kvlock.data.pie_bench import decode_rle
+from kvlock.report.build import Report
+from kvlock.report.render import render
 
 RULES = FrameRules(temporal_factor=4, size_multiple=16)
 CLIPS = SHARED_DATA / "videos"
@@ -295,3 +297,12 @@ def test_unseen_clips_run_end_to_end_in_both_layouts(tmp_path):
     summary = json.loads((tmp_path / "sweep" / "1_hard_lock" / "summary.json").read_text())
     assert summary["counts"] == {"ok": 3, "failed": 0, "total": 3}
     assert np.isnan(pie["warp_error"]).all() and np.isfinite(pie["bg_psnr"]).all()  # one frame
+    five_table = Report.load(tmp_path / "sweep" / "0_hard_lock").table("five")
+    names = [name for name, _, _ in five_table.rows]
+    assert names == [f"Hard lock (KV-Edit) · {t}" for t in
+                     ("Color Alteration", "Object Removal", "Object Replacement (Rigid)", "mean over types")]
+    psnr = [float(cells[0].text) for _, _, cells in five_table.rows]
+    assert psnr[-1] == pytest.approx(np.mean(psnr[:-1]), abs=0.01)
+    assert "FiVE-Acc: out of scope" in render(five_table, "markdown")
+    kvedit = Report.load(tmp_path / "sweep" / "1_hard_lock").text("kvedit")  # KV-Edit's layout on PIE
+    assert "| Hard lock (KV-Edit)" in kvedit and "3/3" in kvedit

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kvlock.report.by_edit_type import aggregate_by_edit_type
 from kvlock.report.collect import Collection, aggregate, collect, not_computed_reasons
 from kvlock.report.plots import pareto_plot
 from kvlock.report.render import render
@@ -33,7 +34,8 @@ class Report:
             spec = auto_spec(info, [m for m in info if m in self.aggregated])
         else:
             spec = TABLES[name]
-        return build_table(self.aggregated, spec, info, not_computed_reasons(self.collection))
+        rows = aggregate_by_edit_type(self.collection) if spec.by_edit_type else self.aggregated
+        return build_table(rows, spec, info, not_computed_reasons(self.collection))
 
     def text(self, name: str = "auto", fmt: str = "markdown") -> str:
         return render(self.table(name), fmt)

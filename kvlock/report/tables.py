@@ -34,6 +34,7 @@ class TableSpec:
     columns: tuple[Column, ...]
     methods: dict[str, str] = field(default_factory=dict)
     reference: frozenset[str] = frozenset({"reconstruct"})
+    by_edit_type: bool = False  # rows per (config, edit type) + the mean over types, in that order
 
 
 TIME = Column("s/it", "sec_per_step", digits=3, group="Time", higher_is_better=False)
@@ -88,6 +89,26 @@ TABLES = {
 }
 
 
+# FiVE-Bench's conventional-metric table (FiVE-Bench README "Conventional Metrics";
+# evaluation/evaluate.py scales LPIPS x10^3, MSE x10^4, SSIM x10^2), per edit type and overall.
+FIVE_BG = "Background preservation"
+TABLES["five"] = TableSpec(
+    "FiVE-Bench table",
+    (
+        Column("PSNR", "bg_psnr", group=FIVE_BG, higher_is_better=True),
+        Column("LPIPS×10³", "bg_lpips", 1e3, group=FIVE_BG, higher_is_better=False),
+        Column("MSE×10⁴", "bg_mse", 1e4, group=FIVE_BG, higher_is_better=False),
+        Column("SSIM×10²", "bg_ssim", 1e2, group=FIVE_BG, higher_is_better=True),
+        Column("Whole", "clip_text", group="CLIP similarity", higher_is_better=True),
+        Column("Edit part", "clip_text_edit", group="CLIP similarity", higher_is_better=True),
+        Column("FiVE-Acc", group="VLM", higher_is_better=True,
+               reason="out of scope: FiVE-Acc asks a vision-language model questions about the video"),
+    ),
+    MAIN_METHODS,
+    by_edit_type=True,
+)
+
+
 def auto_spec(metric_info: dict[str, dict], present: list[str]) -> TableSpec:
     """Every metric column present, headed by its label (× its table scale), plus time."""
     columns = []
@@ -130,7 +151,9 @@ class Table:
 def build_table(agg: pd.DataFrame, spec: TableSpec, metric_info: dict, reasons: dict[str, str]) -> Table:
     """Cells for `spec` from `aggregate()` output; `reasons` = why metrics were not computed."""
     order = {m: i for i, m in enumerate(spec.methods)}
-    agg = agg.assign(_order=agg["method"].map(order).fillna(len(order))).sort_values(["_order", "label"])
+    keys = ["_order"] if spec.by_edit_type else ["_order", "label"]  # by type: keep type order
+    agg = agg.assign(_order=agg["method"].map(order).fillna(len(order)))
+    agg = agg.sort_values(keys, kind="stable").reset_index(drop=True)
     notes: dict[str, list[str]] = {}
     arrows, columns = [], {}
     for col in spec.columns:

@@ -93,3 +93,17 @@ def write_pie_mapping(root: Path, mapping: dict) -> Path:
     path = root / "mapping_file.json"
     path.write_text(json.dumps(mapping))
     return path
+
+
+def write_vace_entry(folder: Path, prefix: str, video: np.ndarray, mask: np.ndarray,
+                     raw_name: str) -> None:
+    """VACE's masked entry: <prefix>src_video.mp4 (mask region blanked to gray 127, as VACE's
+    inpainting preprocessing does), <prefix>src_mask.mp4 (white = generate) and the original."""
+    from kvlock.data.video_io import write_mp4
+
+    folder.mkdir(parents=True, exist_ok=True)
+    blanked = video.copy()
+    blanked[mask] = 127
+    write_mp4(folder / f"{prefix}src_video.mp4", blanked)
+    write_mp4(folder / f"{prefix}src_mask.mp4", mask.astype(np.uint8) * 255)
+    write_mp4(folder / f"{prefix}{raw_name}.mp4", video)

@@ -19,13 +19,14 @@ from bench_layouts import (
     write_five_prompts,
     write_pie_image,
     write_pie_mapping,
+    write_vace_entry,
 )
 from conftest import SHARED_DATA, run_module
 from omegaconf import OmegaConf
 from PIL import Image
 
 from kvlock.backbones.geometry import FrameRules
-from kvlock.data import DataError, EditSample, iter_dataset
+from kvlock.data import DataError, EditSample, FailedItem, iter_dataset
 from kvlock.data.pie_bench import decode_rle
 from kvlock.report.build import Report
 from kvlock.report.render import render
@@ -260,6 +261,55 @@ def test_pie_bench_broken_mapping_file_is_one_clear_error(tmp_path):
         list(iter_dataset(dataset_cfg("pie_bench", tmp_path)))
     with pytest.raises(DataError, match="mapping file not found"):
         list(iter_dataset(dataset_cfg("pie_bench", tmp_path / "nowhere")))
+
+
+# -- VACE-Benchmark ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vace_root(tmp_path_factory):
+    """Two task examples (inpainting, swap_anything), a control example without a mask (depth)
+    and one evaluation sample, from DAVIS clips, in VACE-Benchmark's layout."""
+    root = tmp_path_factory.mktemp("vace")
+    video, mask = clip(CLIPS / "blackswan", 5, scale=4)
+    video, mask = video[:, :60, :106], mask[:, :60, :106]  # even sizes: the mp4s keep them
+    examples = root / "assets" / "examples"
+    write_vace_entry(examples / "inpainting", "", video, mask, "ori_video")
+    write_vace_entry(examples / "swap_anything", "", video, mask, "ori_video")
+    (examples / "depth").mkdir()
+    (examples / "depth" / "src_video.mp4").write_bytes((examples / "inpainting" / "src_video.mp4").read_bytes())
+    write_vace_entry(root / "data", "sample000000_", video, mask, "raw_video")
+    return root, video, mask
+
+
+def test_vace_benchmark_reads_masked_entries_with_their_prompts(vace_root):
+    root, video, mask = vace_root
+    prompts = {"inpainting": "a golden phoenix on a pond", "sample000000": "a white duck"}
+
+    items = list(iter_dataset(dataset_cfg("vace_benchmark", root, prompts=prompts)))
+
+    assert [(type(i).__name__, i.edit_id) for i in items] == [
+        ("EditSample", "inpainting"), ("FailedItem", "swap_anything"), ("EditSample", "sample000000")]
+    assert "no prompt for entry 'swap_anything' (set dataset.prompts.swap_anything)" in items[1].error
+    inpainting, sample = items[0], items[2]
+    assert inpainting.edit_type == "inpainting" and sample.edit_type == "masked_v2v"
+    assert inpainting.target_prompt == "a golden phoenix on a pond" == inpainting.source_prompt
+    assert inpainting.meta["video_path"].endswith("ori_video.mp4")
+    assert inpainting.frames.shape == (5, 60, 106, 3)
+    assert (inpainting.mask == mask).mean() > 0.98  # through H.264
+    assert np.abs(inpainting.frames.astype(int) - video).mean() < 6  # the original, not blanked
+    blanked = next(iter_dataset(dataset_cfg("vace_benchmark", root, prompts=prompts, video="src")))
+    assert np.abs(blanked.frames[inpainting.mask].astype(int) - 127).mean() < 6
+    with pytest.raises(ValueError, match="video must be one of raw, src"):
+        iter_dataset(dataset_cfg("vace_benchmark", root, video="ori"))
+
+
+def test_vace_benchmark_names_a_missing_entry_and_an_empty_root(vace_root, tmp_path):
+    root, _, _ = vace_root
+    items = list(iter_dataset(dataset_cfg("vace_benchmark", root, entries=["outpainting"])))
+    assert isinstance(items[0], FailedItem) and "entry 'outpainting' not found" in items[0].error
+    with pytest.raises(DataError, match="no masked entries"):
+        list(iter_dataset(dataset_cfg("vace_benchmark", tmp_path)))
 
 
 # -- end to end -------------------------------------------------------------------------------

@@ -278,7 +278,9 @@ def test_palette_masks_select_objects_per_line(tmp_path):
 
 def test_registry_errors(tmp_path):
     with pytest.raises(
-        ValueError, match=r"^Unknown dataset 'webvid'. Available: davis, five_bench, manifest, pie_bench, synthetic$"
+        ValueError,
+        match=r"^Unknown dataset 'webvid'. Available: davis, five_bench, manifest, pie_bench, "
+        r"synthetic, vace_benchmark$",
     ):
         iter_dataset({"name": "webvid"})
     with pytest.raises(ValueError, match=r"needs dataset.path=\.\.\."):

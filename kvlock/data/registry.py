@@ -14,6 +14,7 @@ from kvlock.data.pie_bench import iter_pie_bench
 from kvlock.data.prepare import PrepareConfig, SupportsFrameRules, prepare_sample
 from kvlock.data.sample import EditSample
 from kvlock.data.synthetic import iter_synthetic_edits
+from kvlock.data.vace_benchmark import iter_vace_benchmark
 
 # name -> (loader, whether it takes the prepare block's mask_threshold)
 DATASETS: dict[str, tuple[Callable[..., Iterator], bool]] = {
@@ -22,6 +23,7 @@ DATASETS: dict[str, tuple[Callable[..., Iterator], bool]] = {
     "davis": (iter_davis, True),
     "five_bench": (iter_five_bench, True),
     "pie_bench": (iter_pie_bench, False),
+    "vace_benchmark": (iter_vace_benchmark, True),
 }
 
 

@@ -207,3 +207,16 @@ def test_pie_bench_fetch_from_the_forms_link(hub, tmp_path, capsys):
     items = list(iter_dataset(cfg))
     assert [i.edit_type for i in items] == ["1_change_object", "2_add_object"], items
     assert encode_rle(items[0].mask[0]) != []
+
+
+def test_vace_benchmark_fetch_offline_and_by_hand(tmp_path, capsys):
+    """The snapshot goes through huggingface_hub; unreachable, it says how to get the set, and a
+    copy put in place by hand is kept."""
+    closed = "http://127.0.0.1:9"
+
+    assert main(["vace_benchmark", "--root", str(tmp_path), "--endpoint", closed]) == 2
+    assert (f"huggingface-cli download ali-vilab/VACE-Benchmark --repo-type dataset --local-dir {tmp_path}"
+            in capsys.readouterr().err)
+    (tmp_path / "assets" / "examples" / "inpainting").mkdir(parents=True)
+    assert main(["vace_benchmark", "--root", str(tmp_path), "--endpoint", closed]) == 0
+    assert "VACE-Benchmark layout present, kept" in capsys.readouterr().out

@@ -41,6 +41,14 @@ COVERED_BY = {
         "tests/test_experiment.py::test_every_experiment_composes_into_valid_jobs",
     "python -m benchmarks.run -m experiment=kvedit_table":
         "tests/test_experiment.py::test_every_experiment_composes_into_valid_jobs",
+    "python -m kvlock.data.fetch five_bench --root data/FiVE":
+        "tests/test_data_fetch.py::test_five_bench_fetch_downloads_checks_unpacks_and_resumes",
+    "python -m kvlock.data.fetch pie_bench --root data/PIE --archive PIE-Bench_v1.zip":
+        "tests/test_data_fetch.py::test_pie_bench_fetch_from_the_forms_link",
+    "python -m benchmarks.run -m experiment=five_bench dataset.root=data/FiVE":
+        "tests/test_data_benchmarks.py::test_unseen_clips_run_end_to_end_in_both_layouts",
+    "python -m benchmarks.run -m experiment=kvedit_table dataset=pie_bench dataset.root=data/PIE":
+        "tests/test_data_benchmarks.py::test_unseen_clips_run_end_to_end_in_both_layouts",
     "python -m benchmarks.report multirun/<name>/<date> --table kvlock_main --format latex":
         "tests/test_report.py::test_cli_latex_file_plot_and_errors",
     "python -m benchmarks.evaluate --source src.mp4 --edited edit.mp4 --mask masks/ "

@@ -47,6 +47,7 @@ FIVE_FILES = HubFiles(
 PIE_FORM = "https://forms.gle/hVMkTABb4uvZVjme9"  # cure-lab/PnPInversion README, "Benchmark Download"
 PIE_LAYOUT = ("mapping_file.json", "annotation_images")
 VACE = "ali-vilab/VACE-Benchmark"
+VACE_LAYOUTS = ("assets/examples", "data")  # either published layout (kvlock.data.vace_benchmark)
 
 
 def hub_url(endpoint: str, repo: str, path: str, revision: str = "main") -> str:
@@ -173,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                     return 2
             else:
                 done = fetch_archive(root, PIE_LAYOUT, args.url, args.archive, not args.no_progress)
+        elif any((root / p).is_dir() for p in VACE_LAYOUTS):
+            done = [f"{root}: VACE-Benchmark layout present, kept"]
         else:
             done = fetch_snapshot(VACE, root, args.endpoint)
     except Unreachable as err:

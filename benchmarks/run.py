@@ -22,10 +22,14 @@ warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigSto
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from kvlock.data.errors import DataError
     from kvlock.experiment.runner import run_job
 
     hydra_cfg = HydraConfig.get()
-    run_job(cfg, hydra_cfg.runtime.output_dir, overrides=list(hydra_cfg.overrides.task))
+    try:
+        run_job(cfg, hydra_cfg.runtime.output_dir, overrides=list(hydra_cfg.overrides.task))
+    except DataError as err:  # the set itself is unusable (e.g. its index file): one line
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

@@ -263,6 +263,19 @@ def test_pie_bench_broken_mapping_file_is_one_clear_error(tmp_path):
         list(iter_dataset(dataset_cfg("pie_bench", tmp_path / "nowhere")))
 
 
+@pytest.mark.slow
+def test_a_broken_mapping_file_stops_the_run_with_one_line(tmp_path):
+    (tmp_path / "mapping_file.json").write_text('{\n  "a": {"mask": [1, 2\n}\n')
+
+    result = run_module("benchmarks.run", "dataset=pie_bench", f"dataset.root={tmp_path}",
+                        "method=hard_lock", "metrics=fast", f"hydra.run.dir={tmp_path / 'run'}",
+                        cwd=tmp_path, timeout=300)
+
+    assert result.returncode == 1 and "Traceback" not in result.stdout
+    assert result.stdout.strip().endswith(
+        f"error: {tmp_path / 'mapping_file.json'}: line 3: malformed JSON (Expecting ',' delimiter at column 1)")
+
+
 # -- VACE-Benchmark ---------------------------------------------------------------------------
 
 

@@ -363,7 +363,7 @@ def test_unseen_clips_run_end_to_end_in_both_layouts(tmp_path):
     five_table = Report.load(tmp_path / "sweep" / "0_hard_lock").table("five")
     names = [name for name, _, _ in five_table.rows]
     assert names == [f"Hard lock (KV-Edit) · {t}" for t in
-                     ("Color Alteration", "Object Removal", "Object Replacement (Rigid)", "mean over types")]
+                     ("Object Replacement (Rigid)", "Color Alteration", "Object Removal", "mean over types")]
     psnr = [float(cells[0].text) for _, _, cells in five_table.rows]
     assert psnr[-1] == pytest.approx(np.mean(psnr[:-1]), abs=0.01)
     assert "FiVE-Acc: out of scope" in render(five_table, "markdown")

@@ -13,7 +13,7 @@ OVERALL = "mean over types"
 
 def aggregate_by_edit_type(collection: Collection) -> pd.DataFrame:
     """Rows in the layout of `aggregate()` (label, method, n_ok, n_total, metric means), labelled
-    "<config label> · <edit type>" in type order, then "<config label> · mean over types" whose
+    "<config label> · <edit type>" in the order the types first occur (FiVE: edit1..edit6), then "<config label> · mean over types" whose
     metrics are the unweighted mean of the type means and whose counts are the sums."""
     rows = collection.rows.copy()
     rows["label"] = config_labels(rows)
@@ -25,7 +25,7 @@ def aggregate_by_edit_type(collection: Collection) -> pd.DataFrame:
     for label, config in rows.groupby("label", sort=True):
         method = config["method"].iloc[0]
         per_type = []
-        for edit_type, group in config.groupby("edit_type", sort=True):
+        for edit_type, group in config.groupby("edit_type", sort=False):  # the dataset's order
             ok = group[group["status"] == "ok"]
             means = ok[numeric].apply(pd.to_numeric, errors="coerce").mean()
             per_type.append({"label": f"{label} · {edit_type or '(no type)'}", "method": method,

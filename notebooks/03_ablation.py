@@ -24,8 +24,8 @@
 # | knob | config key |
 # |---|---|
 # | τ (detector threshold) | `method.detector.tau` |
-# | W (σ² window, steps) | `method.detector.window` |
-# | κ (active in the last κ steps) | `method.detector.active_last` |
+# | W (σ² window, fraction of the steps) | `method.detector.window` |
+# | κ (active in the last κ of the steps, a fraction) | `method.detector.active_last` |
 # | b (ω clamp ratio) | `method.guidance.omega_max_ratio` |
 #
 # Sweep a knob with e.g. `python -m benchmarks.run -m method=kvlock method.detector.tau=0.003,0.01,0.03`

@@ -10,13 +10,14 @@ from baselines.apg import APG
 from baselines.cfg_zero_star import cfg_zero_star
 from kvlock.engine.config import EditConfig
 from kvlock.engine.editor import run_edit
-from kvlock.engine.token_mask import token_mask, tokens_to_pixels
+from kvlock.engine.token_mask import token_mask, tokens_to_latent, tokens_to_pixels
 from kvlock.methods import available_methods, compose_method
 
 MAIN = ["kvlock", "hard_lock", "full_injection", "fixed_cfg", "fixed_fusion", "cfg_zero_star", "apg",
         "reconstruct"]
 ABLATION = ["kvlock_abl_var_kv_only", "kvlock_abl_omega_only", "kvlock_abl_sstar_only",
-            "kvlock_abl_sstar_omega", "kvlock_abl_fixed_alpha", "kvlock_abl_global_sigma"]
+            "kvlock_abl_sstar_omega", "kvlock_abl_fixed_alpha", "kvlock_abl_global_sigma",
+            "kvlock_abl_guidance_fg"]
 
 
 def test_every_named_method_exists():
@@ -29,7 +30,8 @@ def test_every_method_composes_and_runs_on_a_real_clip(name, tiny_backbone, real
     out = run_edit(tiny_backbone, real_clip, cfg, seed=0)
     assert out.frames.shape == real_clip.frames.shape
     assert len(out.trace) == 3 and out.trace[-1]["nfe"] == out.nfe > 0
-    assert {"sigma2", "alpha_mean", "alpha_q10", "alpha_q90", "omega", "s_star", "nfe"} <= set(out.trace[0])
+    assert {"sigma2", "active", "alpha_mean", "alpha_q10", "alpha_q90", "omega", "omega_fg", "omega_bg",
+            "s_star", "nfe"} <= set(out.trace[0])
     assert out.stats["guidance_rule"] == cfg.guidance.rule and out.stats["omega_rule"] == cfg.guidance.omega_rule
 
 
@@ -40,12 +42,13 @@ def test_ablation_rows_are_one_override_from_kvlock():
     assert compose_method("kvlock", ["method.alpha=0.5", "method.bg_kv=const"]).alpha == 0.5
     assert full.bg_kv == "variance" and full.guidance.rule == "cfg_zero_star"
     assert full.guidance.omega_rule == "literal" and full.source == "noised"
-    assert (full.detector.window, full.detector.active_last, full.detector.tau) == (10, 20, 0.01)
+    assert (full.detector.window, full.detector.active_last, full.detector.tau) == (0.2, 0.4, 0.01)
+    assert full.guidance.region == "all" and compose_method("kvlock_abl_guidance_fg").guidance.region == "fg"
 
 
 def kvlock_with(tau, inactive_alpha, steps=4):
     return compose_method("kvlock", [f"method.detector.tau={tau}", f"method.detector.inactive_alpha={inactive_alpha}",
-                                     "method.detector.window=2", "method.guidance.omega_rule=constant",
+                                     "method.detector.window=0.5", "method.guidance.omega_rule=constant",
                                      "method.guidance.rule=cfg"], steps=steps)
 
 
@@ -67,7 +70,7 @@ def test_kvlock_locks_fully_when_variance_exceeds_tau_and_not_at_all_when_it_van
 
 
 def test_token_level_signal_gives_per_token_alpha(tiny_backbone, real_clip):
-    cfg = compose_method("kvlock", ["method.detector.signal=token", "method.detector.window=2",
+    cfg = compose_method("kvlock", ["method.detector.signal=token", "method.detector.window=0.5",
                                     "method.detector.tau=0.003"], steps=5)
     out = run_edit(tiny_backbone, real_clip, cfg, seed=0)
     active = [row for row in out.trace if row["active"]]
@@ -77,7 +80,7 @@ def test_token_level_signal_gives_per_token_alpha(tiny_backbone, real_clip):
 def test_fixed_cfg_has_constant_omega_and_kvlock_literal_omega_follows_sigma(tiny_backbone, real_clip):
     fixed = run_edit(tiny_backbone, real_clip, compose_method("fixed_cfg", steps=4), seed=0)
     assert len({row["omega"] for row in fixed.trace}) == 1
-    cfg = compose_method("kvlock", ["method.detector.window=2"], steps=4)
+    cfg = compose_method("kvlock", ["method.detector.window=0.5"], steps=4)
     out = run_edit(tiny_backbone, real_clip, cfg, seed=0)
     for row in out.trace:
         if row["active"]:
@@ -89,7 +92,7 @@ def test_fixed_cfg_has_constant_omega_and_kvlock_literal_omega_follows_sigma(tin
 
 
 def test_boost_rule_raises_omega_above_base(tiny_backbone, real_clip):
-    cfg = compose_method("kvlock", ["method.detector.window=2", "method.guidance.omega_rule=boost"], steps=4)
+    cfg = compose_method("kvlock", ["method.detector.window=0.5", "method.guidance.omega_rule=boost"], steps=4)
     out = run_edit(tiny_backbone, real_clip, cfg, seed=0)
     active = [row for row in out.trace if row["active"]]
     assert active and all(row["omega"] >= cfg.guidance.scale for row in active)
@@ -164,3 +167,142 @@ def test_detector_running_variance_equals_the_windowed_sample_variance(signal):
         torch.testing.assert_close(per_token, tokens, rtol=1e-5, atol=1e-7)
     else:
         assert per_token is None
+
+
+# --- the active window scales with the schedule ------------------------------------------------
+
+
+def active_steps(steps: int) -> list[int]:
+    """Steps at which KV-Lock's variance policy is active, fed one x̂0 per step."""
+    from kvlock.backbones.geometry import LatentGeometry
+    from kvlock.engine.policy import build_policy
+
+    cfg = compose_method("kvlock", steps=steps)
+    fg = torch.zeros(1, 1, 2, 4, 4, dtype=torch.bool)
+    fg[..., :2, :2] = True
+    policy = build_policy(cfg, fg, torch.arange(4), LatentGeometry(temporal_factor=4, spatial_factor=2, patch_size=(1, 2, 2), latent_channels=3))
+    g = torch.Generator().manual_seed(0)
+    active = []
+    for step in range(steps):
+        if policy.control(step).active:
+            active.append(step)
+        policy.observe(step, torch.randn(1, 3, 2, 4, 4, generator=g))
+    return active
+
+
+def test_kvlock_is_active_in_the_same_fraction_of_a_10_20_or_50_step_schedule():
+    """κ = 0.4 of the schedule (the paper's last 20 of 50 steps): the last 4 of 10, 8 of 20, 20 of 50."""
+    fractions = {}
+    for steps in (10, 20, 50):
+        active = active_steps(steps)
+        assert active == list(range(active[0], steps)) and abs(active[0] - 0.6 * steps) <= 1
+        fractions[steps] = len(active) / steps
+    assert abs(fractions[10] - fractions[50]) <= 0.15 and abs(fractions[20] - fractions[50]) <= 0.15
+
+
+@pytest.mark.parametrize("override, message", [
+    ("method.detector.active_last=0.0", "method.detector.active_last=0.0 must be a fraction"),
+    ("method.detector.window=1.0", "method.detector.window=1.0 must be a fraction"),
+    ("method.detector.active_last=0.04", "method.detector.active_last=0.04 makes no step of steps=10"),
+    ("method.detector.active_last=0.96", "method.detector.active_last=0.96 makes every step of steps=10"),
+])
+def test_an_empty_or_whole_run_detector_window_is_a_config_error_naming_the_knob(override, message):
+    with pytest.raises(ValueError, match=message):
+        compose_method("kvlock", [override], steps=10)
+
+
+# --- where the variance-driven ω applies --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["kvlock", "kvlock_abl_guidance_fg"])
+def test_guidance_region_sets_omega_on_fg_and_bg_and_the_velocity_uses_both(name, tiny_backbone, real_clip,
+                                                                             one_torch_thread):
+    cfg = compose_method(name, ["method.guidance.rule=cfg", "method.detector.tau=0.0001"], steps=5)
+    seen = []
+    out = run_edit(tiny_backbone, real_clip, cfg, seed=0, callback=seen.append)
+    fg = tokens_to_latent(token_mask(real_clip.mask, tiny_backbone.geometry), tiny_backbone.geometry)
+    fg = fg.expand_as(seen[0]["v"])
+    assert [row["active"] for row in out.trace] == [False] * 3 + [True] * 2  # last κ = 0.4·5 steps
+    assert any(row["omega_fg"] != cfg.guidance.scale for row in out.trace)
+    for row, step in zip(out.trace, seen):
+        expected_bg = row["omega_fg"] if cfg.guidance.region == "all" else cfg.guidance.scale
+        assert row["omega"] == row["omega_fg"] and row["omega_bg"] == pytest.approx(expected_bg)
+        v_c, v_u = step["v_cond"], step["v_uncond"]
+        for region, omega in ((fg, row["omega_fg"]), (~fg, row["omega_bg"])):
+            torch.testing.assert_close(step["v"][region], (v_u + omega * (v_c - v_u))[region])
+
+
+# --- fg-only is a pure speed-up under every guidance rule --------------------------------------
+
+FG_ONLY_CASES = {
+    "cfg": [],
+    "cfg_zero_star": ["method.guidance.zero_init_steps=1"],
+    "apg": ["method.guidance.apg_eta=0.3", "method.guidance.apg_norm_threshold=0.5",
+            "method.guidance.apg_momentum=-0.5"],
+    "cfg_zero_star+literal_omega": ["method.guidance.omega_rule=literal", "method.detector.tau=0.0001"],
+}
+
+
+@pytest.mark.parametrize("case", FG_ONLY_CASES)
+def test_fg_only_equals_the_full_token_run_for_every_guidance_rule(case, tiny_backbone, real_clip,
+                                                                   one_torch_thread):
+    rule = case.split("+")[0]
+    overrides = [f"method.guidance.rule={rule}", *FG_ONLY_CASES[case]]
+    full, fast = (run_edit(tiny_backbone, real_clip,
+                           compose_method("hard_lock", [*overrides, f"method.fg_only={flag}"], steps=4), seed=0)
+                  for flag in ("false", "true"))
+    assert fast.nfe == full.nfe  # same rows per step; fg-only runs fewer tokens per row
+    torch.testing.assert_close(fast.latents, full.latents, atol=2e-5, rtol=0)
+    assert np.abs(fast.frames.astype(int) - full.frames.astype(int)).max() <= 1
+    if rule == "cfg_zero_star":
+        s_fast, s_full = ([row["s_star"] for row in out.trace] for out in (fast, full))
+        np.testing.assert_allclose(s_fast, s_full, rtol=1e-5)
+
+
+# --- CFG-Zero* and APG as their references compute them ----------------------------------------
+
+
+def test_cfg_zero_star_baseline_zero_inits_the_first_two_steps_like_the_wan_reference(tiny_backbone, real_clip,
+                                                                                     one_torch_thread):
+    cfg = compose_method("cfg_zero_star", steps=4)
+    assert cfg.guidance.zero_init_steps == 2  # CFG-Zero* Wan T2V: zero_steps=1, `i <= zero_steps`
+    seen = []
+    run_edit(tiny_backbone, real_clip, cfg, seed=0, callback=seen.append)
+    assert [bool((step["v"] == 0).all()) for step in seen] == [True, True, False, False]
+
+
+def test_region_restricted_s_star_is_s_star_of_the_selected_elements():
+    from diffusers.guiders.classifier_free_zero_star_guidance import cfg_zero_star_scale
+
+    from baselines.cfg_zero_star import optimised_scale
+
+    g = torch.Generator().manual_seed(2)
+    v_c, v_u = torch.randn(1, 3, 2, 4, 4, generator=g), torch.randn(1, 3, 2, 4, 4, generator=g)
+    region = torch.rand(1, 1, 2, 4, 4, generator=g) > 0.5
+    sel = region.expand_as(v_c)
+    expected = cfg_zero_star_scale(v_c[sel][None], v_u[sel][None])
+    torch.testing.assert_close(optimised_scale(v_c, v_u, 1e-8, region).flatten(), expected.flatten())
+    torch.testing.assert_close(optimised_scale(v_c, v_u, 1e-8).flatten(),
+                               cfg_zero_star_scale(v_c.flatten(1), v_u.flatten(1)).flatten())
+
+
+def test_apg_guidance_acts_on_x0_as_the_papers_algorithm():
+    """Guidance('apg') on velocities == the paper's normalized_guidance (diffusers' copy) on
+    x̂0 = x − t·v with its momentum buffer, mapped back by v = (x − x̂0)/t, over 3 steps."""
+    from diffusers.guiders.adaptive_projected_guidance import MomentumBuffer, normalized_guidance
+
+    from kvlock.engine.config import GuidanceConfig
+    from kvlock.engine.guidance import Guidance
+
+    eta, r, beta, omega = 0.2, 3.0, -0.5, 4.0
+    fg = torch.ones(1, 1, 2, 4, 4, dtype=torch.bool)
+    ours = Guidance(GuidanceConfig(rule="apg", apg_eta=eta, apg_norm_threshold=r, apg_momentum=beta), fg, None)
+    buffer = MomentumBuffer(beta)
+    g = torch.Generator().manual_seed(3)
+    for step, t in enumerate((0.9, 0.6, 0.3)):
+        x, v_c, v_u = (torch.randn(1, 3, 2, 4, 4, generator=g) for _ in range(3))
+        t = torch.tensor(t)
+        v, _ = ours(x, t, v_c, v_u, omega, omega, step)
+        d_ref = normalized_guidance(x - t * v_c, x - t * v_u, omega - 1.0, buffer, eta, r,
+                                    use_original_formulation=True)
+        torch.testing.assert_close(v, (x - d_ref) / t, atol=1e-5, rtol=1e-5)

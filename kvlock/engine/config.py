@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 SOURCES = ("inversion", "noised")
@@ -11,6 +12,7 @@ COMPOSE = ("none", "every_step", "final")
 GUIDANCE_RULES = ("none", "cfg", "cfg_zero_star", "apg")
 OMEGA_RULES = ("constant", "literal", "boost")
 SIGNALS = ("fg", "global", "token")
+GUIDANCE_REGIONS = ("all", "fg")
 KV_BRANCHES = ("per_branch", "cond")
 KV_STORES = ("memory", "cpu")
 NONFINITE = ("fail", "stop")
@@ -18,29 +20,58 @@ NONFINITE = ("fail", "stop")
 
 @dataclass
 class GuidanceConfig:
-    """Classifier-free guidance rule. `omega_rule` makes ω follow the hallucination signal."""
+    """Classifier-free guidance rule. `omega_rule` makes ω follow the hallucination signal;
+    `region` says where that ω applies (`fg`: background elements keep the base scale ω0)."""
 
     rule: str = "cfg"
     scale: float = 5.0
     omega_rule: str = "constant"
+    region: str = "all"
     omega_max_ratio: float = 2.0  # b in ω0·clamp(σ²/τ, 0, b)
     boost_gamma: float = 1.0  # γ in ω0·(1 + γ·clamp(σ²/τ, 0, b))
     zero_init_steps: int = 0  # CFG-Zero*: velocity zeroed for the first k steps
     eps: float = 1e-8
-    apg_eta: float = 0.0
-    apg_norm_threshold: float = 0.0
-    apg_momentum: float = 0.0
+    apg_eta: float = 0.0  # η: weight of the parallel part of the x̂0 update
+    apg_norm_threshold: float = 0.0  # r: cap on ‖Δx̂0‖ (0 = off)
+    apg_momentum: float = 0.0  # β: running average Δ ← Δ + β·Δ_prev (negative = reverse)
 
 
 @dataclass
 class DetectorConfig:
-    """Hallucination detector: sample variance of x̂0 over a sliding window of W steps."""
+    """Hallucination detector: sample variance of x̂0 over a sliding window, active at the end.
 
-    window: int = 10  # W
-    active_last: int = 20  # κ: active only in the last κ steps
+    `window` (W) and `active_last` (κ) are fractions of the schedule: the paper's W = 10 and
+    κ = 20 steps read at 50 steps are 0.2 and 0.4, so 10- and 50-step runs keep the same shape.
+    """
+
+    window: float = 0.2  # W / steps
+    active_last: float = 0.4  # κ / steps: active only in the last κ steps
     tau: float = 0.01  # τ
     signal: str = "fg"  # fg tokens (default), global (ablation), token (per-token locking)
-    inactive_alpha: float = 1.0  # α outside the active window (or before W samples exist)
+    inactive_alpha: float = 1.0  # α outside the active window (or before 2 predictions exist)
+
+    def window_steps(self, steps: int) -> int:
+        """W in steps: window·steps rounded half up, at least 2 (a sample variance needs two)."""
+        return max(2, math.floor(self.window * steps + 0.5))
+
+    def active_steps(self, steps: int) -> int:
+        """κ in steps: active_last·steps rounded half up."""
+        return math.floor(self.active_last * steps + 0.5)
+
+    def validate(self, steps: int) -> None:
+        for key, fraction in (("window", self.window), ("active_last", self.active_last)):
+            if not 0.0 < fraction < 1.0:
+                raise ValueError(
+                    f"method.detector.{key}={fraction} must be a fraction of the schedule in (0, 1): "
+                    "0 is an empty window, 1 the whole run"
+                )
+        kappa = self.active_steps(steps)
+        if not 0 < kappa < steps:
+            what = "no step" if kappa == 0 else "every step"
+            raise ValueError(
+                f"method.detector.active_last={self.active_last} makes {what} of steps={steps} active "
+                f"({self.active_last}·{steps} rounds to {kappa}); it must give 1 to {steps - 1} steps"
+            )
 
 
 @dataclass
@@ -102,6 +133,7 @@ class EditConfig:
             "guidance.rule": (self.guidance.rule, GUIDANCE_RULES),
             "guidance.omega_rule": (self.guidance.omega_rule, OMEGA_RULES),
             "detector.signal": (self.detector.signal, SIGNALS),
+            "guidance.region": (self.guidance.region, GUIDANCE_REGIONS),
             "kv_branch": (self.kv_branch, KV_BRANCHES),
             "kv_store": (self.kv_store, KV_STORES),
             "injection": (self.injection, ("none", "full")),
@@ -113,16 +145,24 @@ class EditConfig:
         if not 0 <= self.skip_steps < self.steps:
             raise ValueError(f"method.skip_steps={self.skip_steps} must be in [0, steps={self.steps})")
         if self.fg_only:
-            hard = self.bg_kv == "const" and self.alpha == 1.0 and not self.uses_variance
+            # fg-only needs every background K/V from the cache (α ≡ 1 from the inversion) and
+            # the background latents pasted from the inversion: then the fg tokens see exactly
+            # what they see in a full run. Guidance and detector reduce over the kept (fg)
+            # elements in both runs, so any guidance rule and ω schedule stays a pure speed-up.
+            hard = self.bg_kv == "const" and self.alpha == 1.0
             if not (hard and self.source == "inversion" and self.compose == "every_step"):
                 raise ValueError(
-                    "method.fg_only needs a hard lock: source=inversion, bg_kv=const with alpha=1, "
-                    "compose=every_step and a constant guidance scale"
+                    "method.fg_only needs a hard lock: source=inversion, bg_kv=const with alpha=1 "
+                    "and compose=every_step"
                 )
             if self.injection != "none":
                 raise ValueError("method.fg_only cannot be combined with full-frame injection")
         if self.guidance.omega_rule != "constant" and self.guidance.rule == "none":
             raise ValueError("a variance-driven ω needs a guidance rule (cfg, cfg_zero_star or apg)")
+        if self.guidance.zero_init_steps < 0:
+            raise ValueError(f"method.guidance.zero_init_steps={self.guidance.zero_init_steps} must be >= 0")
+        if self.uses_variance:
+            self.detector.validate(self.steps)
 
     @classmethod
     def from_dict(cls, data: dict) -> EditConfig:

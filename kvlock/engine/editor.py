@@ -214,6 +214,11 @@ class Editor:
             return inversion.trajectory[index]
         return self.noised_source(self.ts[index])
 
+    def generated_latent(self) -> torch.Tensor | None:
+        """(1, 1, F, h, w) bool: the latent elements whose velocity the edit keeps (the rest is
+        pasted from the source every step); None = all. Guidance and detector reduce over these."""
+        return self.fg_latent if self.config.compose == "every_step" else None
+
     def alpha_for_step(self, step: int, start: int, policy_alpha: torch.Tensor) -> torch.Tensor:
         """α over the cached tokens: the policy's α on bg tokens; β on all tokens while injecting."""
         c = self.config
@@ -249,8 +254,9 @@ class Editor:
         inversion = self.invert() if c.needs_inversion else None
         store = inversion.store if inversion is not None else None
         start = self.start_step()
-        policy = build_policy(c, self.fg_latent, self.controller.bg_index, self.backbone.geometry, start)
-        guidance = Guidance(c.guidance)
+        generated = self.generated_latent()
+        policy = build_policy(c, self.fg_latent, self.controller.bg_index, self.backbone.geometry, generated)
+        guidance = Guidance(c.guidance, self.fg_latent, generated)
         x = self.initial_latent(start, inversion)
         trace = []
         for i in range(start, c.steps):
@@ -265,7 +271,7 @@ class Editor:
             v_all = self.forward(rows, latents, t_hi, token_index)
             v_cond = v_all[0:1]
             v_uncond = v_all[1:2] if self.uses_uncond else None
-            v, s_star = guidance(v_cond, v_uncond, control.omega, i - start)
+            v, s_star = guidance(x, t_hi, v_cond, v_uncond, control.omega, control.omega_bg, i - start)
             self.check_finite(v, "velocity", i, float(t_hi))
             x0_hat = x - t_hi * v
             policy.observe(i, x0_hat)
@@ -296,7 +302,8 @@ class Editor:
         return {
             "step": step, "t": t, "sigma2": control.sigma2, "active": control.active,
             "alpha_mean": mean, "alpha_q10": q10, "alpha_q50": q50, "alpha_q90": q90,
-            "omega": float(control.omega), "s_star": s_star, "nfe": self.nfe,
+            "omega": float(control.omega), "omega_fg": float(control.omega),
+            "omega_bg": float(control.omega_bg), "s_star": s_star, "nfe": self.nfe,
         }
 
     def stats(self, inversion: Inversion | None, store: KVStore | None) -> dict:
@@ -308,6 +315,7 @@ class Editor:
             "inversion_nfe": inversion.nfe if inversion is not None else 0,
             "guidance_rule": c.guidance.rule,
             "omega_rule": c.guidance.omega_rule,
+            "guidance_region": c.guidance.region,
             "fg_tokens": int(self.fg_flat.sum()),
             "total_tokens": int(self.fg_flat.numel()),
         }

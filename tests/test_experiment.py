@@ -194,10 +194,12 @@ def test_wandb_run_logs_each_edits_trace_as_step_indexed_series(tmp_path):
             logged = [h.get(f"trace/{edit}/{key}") for h in series]
             expected = [None if s.get(key) is None else float(s[key]) for s in trace]
             assert [v is None for v in logged] == [v is None for v in expected], key
-            assert [v for v in logged if v is not None] == pytest.approx([v for v in expected if v is not None])
+            values = [v for v in expected if v is not None]
+            assert [v for v in logged if v is not None] == pytest.approx(values), key
     assert any("bg_psnr" in h and "trace/step" not in h for h in history)  # per-edit metrics
     files = run_file.parent / "files" / "media"
-    assert list(files.glob("table/traces_*.table.json")) and list(files.glob("images/trace_summary_*.png"))
+    assert list(files.glob("table/traces_*.table.json"))
+    assert list(files.glob("images/trace_summary_*.png"))
 
 
 # --- store and cache -------------------------------------------------------------------------

@@ -460,10 +460,12 @@ def test_oracle_color_acc_scores_the_colour_alone():
         gt = evaluate(MetricInputs(e.frames, e.target_frames, e.mask, target_gt=e.target_frames), metric)
         assert gt["oracle_color_acc"] == 1.0, e.edit_id
     colour, shape = edits["color_change"], edits["shape_change"]
-    unedited = evaluate(MetricInputs(colour.frames, colour.frames, colour.mask, target_gt=colour.target_frames), metric)
+    unedited = evaluate(MetricInputs(colour.frames, colour.frames, colour.mask,
+                                     target_gt=colour.target_frames), metric)
     assert unedited["oracle_color_acc"] == 0.0  # the source colour is not the requested one
     # a shape change keeps the colour: the unedited source passes on colour (shape is not scored)
-    kept = evaluate(MetricInputs(shape.frames, shape.frames, shape.mask, target_gt=shape.target_frames), metric)
+    kept = evaluate(MetricInputs(shape.frames, shape.frames, shape.mask, target_gt=shape.target_frames),
+                    metric)
     assert kept["oracle_color_acc"] == 1.0
     no_gt = evaluate(MetricInputs(colour.frames, colour.frames, colour.mask), metric)
     assert math.isnan(no_gt["oracle_color_acc"]) and "ground-truth" in no_gt["metrics_not_computed"]

@@ -100,7 +100,8 @@ def test_demo_experiment_runs_and_prints_the_report(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
     sweeps = list(tmp_path.glob("multirun/**/report.md"))
     assert len(sweeps) == 1
-    for method in ("kvlock", "hard_lock", "full_injection", "fixed_cfg", "cfg_zero_star", "reconstruct"):
+    methods = ("kvlock", "hard_lock", "full_injection", "fixed_cfg", "cfg_zero_star", "reconstruct")
+    for method in methods:
         assert len(list(sweeps[0].parent.glob(f"*_{method}/results.parquet"))) == 1, method
     report = sweeps[0].read_text()
     for label in ("KV-Lock", "Hard lock (KV-Edit)", "Full injection", "CFG-Zero*", "BG PSNR",

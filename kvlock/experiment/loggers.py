@@ -124,7 +124,8 @@ class WandbLogger(Logger):
         prefix = f"trace/{safe_name(edit_id)}"
         for step_row in trace:
             values = trace_values(step_row)
-            self.run.log({TRACE_STEP: step_row["step"], **{f"{prefix}/{k}": v for k, v in values.items()}})
+            series = {f"{prefix}/{key}": value for key, value in values.items()}
+            self.run.log({TRACE_STEP: step_row["step"], **series})
 
     def finish(self, frame: pd.DataFrame, summary: dict) -> None:
         slim = frame.drop(columns=[c for c in BULKY if c in frame]).astype(object)

@@ -124,7 +124,8 @@ def edit_grid_figure(collection: Collection, edit_id: str | None = None):
     rows = ok_rows(collection)
     rows = rows[rows["edit_id"] == edit_id]
     order = {m: i for i, m in enumerate(MAIN_METHODS)}
-    rows = rows.assign(_order=rows["method"].map(order).fillna(len(order))).sort_values(["_order", "label"])
+    rows = rows.assign(_order=rows["method"].map(order).fillna(len(order)))
+    rows = rows.sort_values(["_order", "label"])
     clips, notes = gallery_clips(collection, edit_id, list(rows["label"]))
     if notes:
         raise ValueError("edit grid: " + "; ".join(notes))
@@ -132,8 +133,8 @@ def edit_grid_figure(collection: Collection, edit_id: str | None = None):
     panels = [("source\n(mask outlined)", source)]
     panels += [(row_caption(row), clips[row["label"]]) for _, row in rows.iterrows()]
     frames = len(source)
-    fig, axes = plt.subplots(len(panels), frames, figsize=(1.2 * frames + 1.8, 1.2 * len(panels) + 0.5),
-                             dpi=110, squeeze=False)
+    size = (1.2 * frames + 1.8, 1.2 * len(panels) + 0.5)
+    fig, axes = plt.subplots(len(panels), frames, figsize=size, dpi=110, squeeze=False)
     for r, (caption, clip) in enumerate(panels):
         for c in range(frames):
             ax = axes[r][c]

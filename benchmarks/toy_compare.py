@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from kvlock.report.collect import collect
-from kvlock.report.notebook_helpers import bootstrap_ci, ok_rows
+from kvlock.report.selection import ok_rows
+from kvlock.report.stats import bootstrap_ci
 
 DEFAULT_METRICS = ("fg_psnr_gt", "oracle_edit_acc", "bg_psnr", "bg_ssim")
 

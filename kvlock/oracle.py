@@ -7,6 +7,10 @@ object. Colour = majority nearest named colour among them; shape = the SHAPES te
 by `object_mask` at the area and centroid of that colour's largest blob) with the best mean IoU
 over frames.
 Assumes one object per clip (or a `region` mask around the object of interest).
+
+Reads rendered clips exactly (colour and shape). On the trained toy model's outputs
+(kvlock/assets/wan_toy.md) only the colour reading says something: that model draws the prompt's
+colour but not its shape (blobs), so its shape votes score the model, not the edit.
 """
 
 from __future__ import annotations

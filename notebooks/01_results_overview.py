@@ -35,19 +35,19 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from kvlock.report import notebook_helpers as nh
+from kvlock.report import notebook, plots, selection, stats
 from kvlock.report.build import Report
 from kvlock.report.collect import aggregate, collect, not_computed_reasons
 
-RESULTS_DIR = Path(nh.env_override("KVLOCK_RESULTS_DIR", RESULTS_DIR)).expanduser()
-FIG_DIR = nh.env_override("KVLOCK_FIG_DIR", FIG_DIR)
+RESULTS_DIR = Path(notebook.env_override("KVLOCK_RESULTS_DIR", RESULTS_DIR)).expanduser()
+FIG_DIR = notebook.env_override("KVLOCK_FIG_DIR", FIG_DIR)
 pd.set_option("display.width", 160, "display.max_columns", 40)
 print(f"results dir: {RESULTS_DIR.resolve()}")
 
 # %%
 collection = collect(RESULTS_DIR)
 rows = collection.rows
-found_seeds = nh.seeds(collection)
+found_seeds = selection.seeds(collection)
 print(f"{len(collection.files)} results.parquet files, {len(rows)} rows "
       f"({int((rows.status == 'ok').sum())} ok, {int((rows.status != 'ok').sum())} failed)")
 print("methods:", ", ".join(sorted(rows.method.unique())))
@@ -65,12 +65,12 @@ if len(failed):
 # marked n/c with the reason.
 
 # %%
-pooled = nh.pool_seeds(collection)
+pooled = selection.pool_seeds(collection)
 report = Report(pooled, aggregate(pooled))
 display(Markdown(report.text(TABLE)))
 display(Markdown(report.text("auto")))
 agg = report.aggregated
-metrics = nh.metric_columns(collection, agg)
+metrics = selection.metric_columns(collection, agg)
 print("metric columns with values:", ", ".join(metrics) or "none")
 reasons = not_computed_reasons(collection)
 for name, reason in reasons.items():
@@ -83,7 +83,7 @@ agg
 # Mean of each metric per config and edit type (one table per metric, edit types as columns).
 
 # %%
-by_type = nh.per_edit_type(pooled, metrics)
+by_type = selection.per_edit_type(pooled, metrics)
 if by_type.empty or not metrics:
     print("no per-edit-type breakdown: no ok rows with metric values")
 else:
@@ -101,8 +101,8 @@ else:
 # `fg_lpips_gt`. The title says which ran.
 
 # %%
-x_metric = nh.alignment_column(agg, ("bg_psnr", "bg_psnr_bgonly", "bg_ssim"))  # first with values
-y_metric = nh.alignment_column(agg)
+x_metric = plots.alignment_column(agg, ("bg_psnr", "bg_psnr_bgonly", "bg_ssim"))  # first with values
+y_metric = plots.alignment_column(agg)
 if x_metric is None:
     print("Pareto plot skipped: no background-fidelity column (bg_psnr, bg_psnr_bgonly, bg_ssim) "
           "has values in these runs")
@@ -116,7 +116,7 @@ else:
     title = (f"Background fidelity vs alignment: x = {x_metric}{fallback(x_metric, 'bg_psnr')}, "
              f"y = {y_metric}{fallback(y_metric, 'clip_text')}")
     print(title)
-    nh.show(nh.pareto_figure(agg, collection.metric_info, x_metric, y_metric, title), "pareto", FIG_DIR)
+    notebook.show(plots.pareto_figure(agg, collection.metric_info, x_metric, y_metric, title=title), "pareto", FIG_DIR)
 
 # %% [markdown]
 # ## Significance over seeds
@@ -131,7 +131,7 @@ else:
 significance = []
 for metric in metrics:
     try:
-        significance.append(nh.paired_significance(collection, metric, REFERENCE, min_pairs=MIN_PAIRS))
+        significance.append(stats.paired_significance(collection, metric, REFERENCE, min_pairs=MIN_PAIRS))
     except ValueError as err:
         print(f"significance skipped for {metric}: {err}")
         if len(found_seeds) < 2:

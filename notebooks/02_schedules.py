@@ -40,17 +40,18 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from kvlock.report import notebook_helpers as nh
+from kvlock.report import notebook, selection
 from kvlock.report.collect import collect
+from kvlock.report.traces import load_traces, trace_summary
 
-RESULTS_DIR = Path(nh.env_override("KVLOCK_RESULTS_DIR", RESULTS_DIR)).expanduser()
-FIG_DIR = nh.env_override("KVLOCK_FIG_DIR", FIG_DIR)
+RESULTS_DIR = Path(notebook.env_override("KVLOCK_RESULTS_DIR", RESULTS_DIR)).expanduser()
+FIG_DIR = notebook.env_override("KVLOCK_FIG_DIR", FIG_DIR)
 pd.set_option("display.width", 160, "display.max_columns", 40)
 print(f"results dir: {RESULTS_DIR.resolve()}")
 
 # %%
-collection = nh.pool_seeds(collect(RESULTS_DIR))
-traces, missing = nh.load_traces(collection)
+collection = selection.pool_seeds(collect(RESULTS_DIR))
+traces, missing = load_traces(collection)
 print(f"{traces.groupby(['label', 'edit_id', 'seed']).ngroups if len(traces) else 0} traces, "
       f"{len(missing)} missing")
 for item in missing[:10]:
@@ -66,7 +67,7 @@ if traces.empty:
 
 # %%
 if not traces.empty:
-    display(nh.trace_summary(traces).round(4))
+    display(trace_summary(traces).round(4))
 
 # %%
 focus = traces[traces.method == FOCUS] if not traces.empty else traces
@@ -138,7 +139,7 @@ if edit_id is not None and not chosen.empty:
     fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=min(len(legend), 4), fontsize=8)
     fig.suptitle(f"{edit_id} (seed {seed}); shaded: steps where {FOCUS}'s detector was active", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    nh.show(fig, f"schedules_{edit_id}", FIG_DIR)
+    notebook.show(fig, f"schedules_{edit_id}", FIG_DIR)
     figure_made = True
     empty = [name for column, name in PANELS if chosen[column].isna().all()]
     if empty:
@@ -171,6 +172,6 @@ else:
     ax.legend(fontsize=8)
     ax.set_title(f"{FOCUS}: detector activity over {focus.groupby(['edit_id', 'seed']).ngroups} edit runs", fontsize=10)
     ax.grid(alpha=0.3)
-    nh.show(fig, f"activity_{FOCUS}", FIG_DIR)
+    notebook.show(fig, f"activity_{FOCUS}", FIG_DIR)
     figure_made = True
 print("figures shown:", figure_made)

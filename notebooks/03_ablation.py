@@ -45,18 +45,18 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from kvlock.report import notebook_helpers as nh
+from kvlock.report import knobs, notebook, plots, selection
 from kvlock.report.build import Report
 from kvlock.report.collect import aggregate, collect
 from kvlock.report.tables import ABLATION_METHODS
 
-RESULTS_DIR = Path(nh.env_override("KVLOCK_RESULTS_DIR", RESULTS_DIR)).expanduser()
-FIG_DIR = nh.env_override("KVLOCK_FIG_DIR", FIG_DIR)
+RESULTS_DIR = Path(notebook.env_override("KVLOCK_RESULTS_DIR", RESULTS_DIR)).expanduser()
+FIG_DIR = notebook.env_override("KVLOCK_FIG_DIR", FIG_DIR)
 pd.set_option("display.width", 160, "display.max_columns", 40)
 print(f"results dir: {RESULTS_DIR.resolve()}")
 
 # %%
-collection = nh.pool_seeds(collect(RESULTS_DIR))
+collection = selection.pool_seeds(collect(RESULTS_DIR))
 present = set(collection.rows.method)
 print("methods found:", ", ".join(sorted(present)))
 missing_rows = [f"{name} ({method})" for method, name in ABLATION_METHODS.items() if method not in present]
@@ -75,7 +75,7 @@ if others:
 # time), then every computed metric of the same rows.
 
 # %%
-ablation = nh.subset(collection, collection.rows.method.isin(ABLATION_METHODS))
+ablation = selection.subset(collection, collection.rows.method.isin(ABLATION_METHODS))
 if ablation.rows.empty:
     print("no ablation rows in these runs: run `python -m benchmarks.run -m experiment=kvlock_ablation`")
     agg = pd.DataFrame()
@@ -93,22 +93,22 @@ else:
 # metrics against it (one line per method; mean over edits × seeds, bars = ± sd).
 
 # %%
-rows = nh.knob_frame(nh.ok_rows(collection))
+rows = knobs.knob_frame(selection.ok_rows(collection))
 family = rows[rows.method.isin(ABLATION_METHODS)]
 if family.empty:
     family = rows
     print("no ablation-family rows: knobs of all methods")
-values = family.groupby("method")[list(nh.KNOBS)].agg(lambda s: sorted(s.dropna().unique().tolist()))
+values = family.groupby("method")[list(knobs.KNOBS)].agg(lambda s: sorted(s.dropna().unique().tolist()))
 display(values)
-swept_knobs = [k for k in nh.KNOBS if nh.swept(family, k)]
-for knob, key in nh.KNOBS.items():
+swept_knobs = [k for k in knobs.KNOBS if knobs.swept(family, k)]
+for knob, key in knobs.KNOBS.items():
     if knob not in swept_knobs:
         used = sorted(family[knob].dropna().unique().tolist())
         print(f"{knob} ({key}) not swept in these runs: every run used {used or 'no value'}")
 
 # %%
 if KNOB_METRICS is None:
-    alignment = nh.alignment_column(agg) if len(agg) else None
+    alignment = plots.alignment_column(agg) if len(agg) else None
     KNOB_METRICS = [m for m in ("bg_psnr", "bg_ssim", alignment) if m]
 KNOB_METRICS = [m for m in KNOB_METRICS
                 if m in family and pd.to_numeric(family[m], errors="coerce").notna().any()]
@@ -133,7 +133,7 @@ else:
                 else:
                     ax.scatter(stats.index, stats["mean"], marker="x", s=60, zorder=4,
                                label=f"{method} (not swept)", color=colors[method])
-            ax.set_xlabel(f"{knob} ({nh.KNOBS[knob]})", fontsize=8)
+            ax.set_xlabel(f"{knob} ({knobs.KNOBS[knob]})", fontsize=8)
             ax.set_ylabel(collection.metric_info.get(metric, {}).get("label", metric), fontsize=8)
             ax.grid(alpha=0.3)
             ticks = sorted(data[knob].unique())
@@ -144,6 +144,6 @@ else:
         axes[0][-1].legend(fontsize=7)
         fig.suptitle(f"metrics vs {knob}", fontsize=10)
         fig.tight_layout()
-        nh.show(fig, f"knob_{nh.KNOBS[knob].rsplit('.', 1)[-1]}", FIG_DIR)
+        notebook.show(fig, f"knob_{knobs.KNOBS[knob].rsplit('.', 1)[-1]}", FIG_DIR)
         figures += 1
 print(f"knob figures: {figures}")

@@ -38,20 +38,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from kvlock.report import notebook_helpers as nh
+from kvlock.report import gallery, notebook, selection
 from kvlock.report.collect import collect
 
-RESULTS_DIR = Path(nh.env_override("KVLOCK_RESULTS_DIR", RESULTS_DIR)).expanduser()
-FIG_DIR = nh.env_override("KVLOCK_FIG_DIR", FIG_DIR)
+RESULTS_DIR = Path(notebook.env_override("KVLOCK_RESULTS_DIR", RESULTS_DIR)).expanduser()
+FIG_DIR = notebook.env_override("KVLOCK_FIG_DIR", FIG_DIR)
 pd.set_option("display.width", 160)
 print(f"results dir: {RESULTS_DIR.resolve()}")
 
 # %%
-collection = nh.pool_seeds(collect(RESULTS_DIR))
-rows = nh.ok_rows(collection)
+collection = selection.pool_seeds(collect(RESULTS_DIR))
+rows = selection.ok_rows(collection)
 seed = SEED if SEED is not None else (rows.seed.min() if len(rows) else None)
 rows = rows[rows.seed == seed]
-collection = nh.subset(collection, collection.rows.index.isin(rows.index))
+collection = selection.subset(collection, collection.rows.index.isin(rows.index))
 available = list(dict.fromkeys(rows.edit_id))
 print(f"seed {seed}: {len(available)} edits with ok rows; configs: {', '.join(dict.fromkeys(rows.label))}")
 if EDIT_IDS is None:
@@ -74,7 +74,7 @@ print("edits:", edit_ids or "none")
 # %%
 shown = 0
 for edit_id in edit_ids:
-    clips, notes = nh.gallery_clips(collection, edit_id, labels)
+    clips, notes = gallery.gallery_clips(collection, edit_id, labels)
     for note in notes:
         print(note)
     if not set(clips) - {"source", "mask"}:
@@ -88,6 +88,6 @@ for edit_id in edit_ids:
     edit_type = rows.loc[rows.edit_id == edit_id, "edit_type"].iloc[0]
     title = f"{edit_id} ({edit_type}), seed {seed}"
     print(f"{title}: {' | '.join(clips)}; frames {list(frames)} of {length}")
-    nh.show(nh.gallery_figure(clips, frames, title), f"gallery_{edit_id}", FIG_DIR)
+    notebook.show(gallery.gallery_figure(clips, frames, title), f"gallery_{edit_id}", FIG_DIR)
     shown += 1
 print(f"gallery figures: {shown}")

@@ -170,3 +170,36 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="cannot load Wan checkpoint"):
         load_wan_pretrained({"name": "x", "path": str(tmp_path / "nope"), "device": "cpu",
                              "local_files_only": True})
+
+
+def test_tiny_backbone_in_bfloat16_keeps_diffusers_float32_modules_without_the_cast_warning():
+    """The dtype is applied as `from_pretrained(torch_dtype=...)` would: the modules diffusers keeps
+    in float32 stay float32, the rest is cast, and diffusers' "should be kept in float32" warning
+    (printed by every job when the model was cast with `.to(dtype)`) does not arise."""
+    import logging
+
+    from diffusers.utils import logging as diffusers_logging
+    from omegaconf import OmegaConf
+
+    from kvlock.backbones import build_backbone
+
+    messages: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    library_logger = diffusers_logging.get_logger("diffusers")
+    library_logger.addHandler(handler)
+    try:
+        cfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "model" / "wan_tiny.yaml")
+        cfg.dtype = "bfloat16"
+        backbone = build_backbone(cfg)
+    finally:
+        library_logger.removeHandler(handler)
+    assert not [m for m in messages if "should be kept in float32" in m]
+    keep = set(backbone.transformer._keep_in_fp32_modules)
+    dtypes = {name: p.dtype for name, p in backbone.transformer.named_parameters()}
+    kept = {n for n in dtypes if keep & set(n.split("."))}
+    assert kept and {dtypes[n] for n in kept} == {torch.float32}
+    assert {dtypes[n] for n in set(dtypes) - kept} == {torch.bfloat16}
+    latents = backbone.encode_video(np.zeros((5, 32, 32, 3), np.uint8))
+    velocity = backbone.velocity(latents, torch.ones(1), backbone.encode_prompt(["a red circle"]))
+    assert velocity.shape == latents.shape and torch.isfinite(velocity.float()).all()

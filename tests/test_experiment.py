@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, TINY_RUN
+from conftest import REPO, TINY_EDITS, TINY_RUN
 from hydra import compose, initialize_config_dir
 
 from kvlock.engine.editor import NonFiniteError
@@ -153,6 +153,54 @@ def test_bad_items_become_failed_rows_and_the_loop_goes_on(tmp_path, caplog):
     with pytest.raises(NonFiniteError):
         run_job(tiny_job(tmp_path, *nan, "method.nonfinite=stop"), tmp_path / "stop")
     assert json.loads((tmp_path / "stop" / "summary.json").read_text())["counts"]["total"] == 0
+
+
+def wandb_records(path: Path):
+    """The protobuf records of an offline W&B run file (run-*.wandb): a 7-byte header, then
+    LevelDB-log blocks of 32 KiB whose chunks (crc32, length, type) join into records."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data, pos, buf = path.read_bytes(), 7, b""
+    assert data[:4] == b":W&B", f"{path}: not a W&B run file"
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:  # a block's tail too short for a header is padding
+            pos += 32768 - pos % 32768
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        buf, pos = buf + data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind in (1, 4):  # FULL or LAST chunk: a record is complete
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(buf)
+            buf = b""
+            yield record
+
+
+def test_wandb_run_logs_each_edits_trace_as_step_indexed_series(tmp_path):
+    run_dir = tmp_path / "run"
+    run_job(tiny_job(tmp_path, "method=kvlock", "logger=wandb", "logger.log_videos=false"), run_dir)
+    [run_file] = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    records = list(wandb_records(run_file))
+    metrics = {(r.metric.name or r.metric.glob_name): r.metric.step_metric
+               for r in records if r.WhichOneof("record_type") == "metric"}
+    assert metrics["trace/*"] == "trace/step"
+    history = [{i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+               for r in records if r.WhichOneof("record_type") == "history"]
+    for edit in TINY_EDITS:
+        trace = json.loads((run_dir / "traces" / f"{edit}.json").read_text())
+        series = [h for h in history if f"trace/{edit}/t" in h]
+        assert [h["trace/step"] for h in series] == [s["step"] for s in trace]  # 2 steps
+        for key in ("t", "sigma2", "alpha_mean", "omega", "s_star", "active"):  # None: not logged
+            logged = [h.get(f"trace/{edit}/{key}") for h in series]
+            expected = [None if s.get(key) is None else float(s[key]) for s in trace]
+            assert [v is None for v in logged] == [v is None for v in expected], key
+            values = [v for v in expected if v is not None]
+            assert [v for v in logged if v is not None] == pytest.approx(values), key
+    assert any("bg_psnr" in h and "trace/step" not in h for h in history)  # per-edit metrics
+    files = run_file.parent / "files" / "media"
+    assert list(files.glob("table/traces_*.table.json"))
+    assert list(files.glob("images/trace_summary_*.png"))
 
 
 # --- store and cache -------------------------------------------------------------------------

@@ -71,7 +71,7 @@ def test_unknown_metric_lists_available():
         str(err.value)
         == f"Unknown metric 'bg_psnrr'. Available: {', '.join(sorted(available_metrics()))}"
     )
-    assert "warp_error" in available_metrics() and len(available_metrics()) == 16
+    assert "warp_error" in available_metrics() and len(available_metrics()) == 17
 
 
 def test_unknown_option_and_key_are_errors():
@@ -449,3 +449,23 @@ def test_oracle_edit_acc_reads_the_ground_truth_edit_and_rejects_the_unedited_so
             assert (src["oracle_edit_color_ok"], src["oracle_edit_shape_ok"]) == (0, 1)
     no_gt = evaluate(MetricInputs(e.frames, e.frames, e.mask), metric)
     assert math.isnan(no_gt["oracle_edit_acc"]) and "ground-truth" in no_gt["metrics_not_computed"]
+
+
+def test_oracle_color_acc_scores_the_colour_alone():
+    from kvlock.data.synthetic import make_synthetic_edits
+
+    metric = build_metrics({"names": ["oracle_color_acc"]})
+    edits = {e.edit_type: e for e in make_synthetic_edits(2, 9, 48, 48, seed=7)}
+    for e in edits.values():
+        gt = evaluate(MetricInputs(e.frames, e.target_frames, e.mask, target_gt=e.target_frames), metric)
+        assert gt["oracle_color_acc"] == 1.0, e.edit_id
+    colour, shape = edits["color_change"], edits["shape_change"]
+    unedited = evaluate(MetricInputs(colour.frames, colour.frames, colour.mask,
+                                     target_gt=colour.target_frames), metric)
+    assert unedited["oracle_color_acc"] == 0.0  # the source colour is not the requested one
+    # a shape change keeps the colour: the unedited source passes on colour (shape is not scored)
+    kept = evaluate(MetricInputs(shape.frames, shape.frames, shape.mask, target_gt=shape.target_frames),
+                    metric)
+    assert kept["oracle_color_acc"] == 1.0
+    no_gt = evaluate(MetricInputs(colour.frames, colour.frames, colour.mask), metric)
+    assert math.isnan(no_gt["oracle_color_acc"]) and "ground-truth" in no_gt["metrics_not_computed"]

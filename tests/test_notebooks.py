@@ -1,5 +1,5 @@
 """The analysis notebooks (notebooks/*.py, jupytext percent scripts) executed headless with
-nbclient against one real tiny sweep, plus the helpers they use (kvlock.report.notebook_helpers)."""
+nbclient against one real tiny sweep, plus the kvlock.report modules they use."""
 
 from __future__ import annotations
 
@@ -141,34 +141,52 @@ def test_gallery(sweep, monkeypatch):
 def test_helpers_knobs_significance_and_clips(sweep):
     import numpy as np
 
-    from kvlock.report import notebook_helpers as nh
     from kvlock.report.collect import aggregate, collect
+    from kvlock.report.gallery import gallery_clips
+    from kvlock.report.knobs import knob_frame, swept
+    from kvlock.report.selection import ok_rows, pool_seeds, seeds, subset
+    from kvlock.report.stats import paired_significance
 
     collection = collect(sweep)
-    assert nh.seeds(collection) == [0, 1]
-    assert len(aggregate(collection)) == 6 and len(aggregate(nh.pool_seeds(collection))) == 3
-    sig = nh.paired_significance(collection, "bg_psnr", min_pairs=2)
+    assert seeds(collection) == [0, 1]
+    assert len(aggregate(collection)) == 6 and len(aggregate(pool_seeds(collection))) == 3
+    sig = paired_significance(collection, "bg_psnr", min_pairs=2)
     assert set(sig.other) == {"hard_lock", "kvlock_abl_fixed_alpha"} and (sig.n_pairs == 2).all()
     assert sig.set_index("other").verdict["hard_lock"] == "worse"  # hard lock keeps the background exactly
     with pytest.raises(ValueError, match="≥ 2 seeds"):
-        nh.paired_significance(nh.subset(collection, collection.rows.seed == 0), "bg_psnr")
+        paired_significance(subset(collection, collection.rows.seed == 0), "bg_psnr")
 
-    rows = nh.ok_rows(collection)
+    rows = ok_rows(collection)
     tau = rows.apply(lambda r: json.loads(r.config)["method"]["detector"]["tau"], axis=1)
     assert set(tau) == {0.01}
     configs = [json.loads(c) for c in rows.config]
     for config, seed in zip(configs, rows.seed):
         config["method"]["detector"]["tau"] = 0.003 if seed else 0.03
-    knobs = nh.knob_frame(rows.assign(config=[json.dumps(c) for c in configs]))
-    assert nh.swept(knobs, "τ") and not nh.swept(knobs, "W")
+    knobs = knob_frame(rows.assign(config=[json.dumps(c) for c in configs]))
+    assert swept(knobs, "τ") and not swept(knobs, "W")
 
-    clips, notes = nh.gallery_clips(nh.subset(collection, collection.rows.seed == 1), EDIT)
+    clips, notes = gallery_clips(subset(collection, collection.rows.seed == 1), EDIT)
     assert list(clips) == ["source", "mask", *METHODS] and not notes
     assert all(c.shape == (9, 32, 32, 3) for c in clips.values())
     assert clips["mask"].mean() > 10  # the white edit region survives the lossy mp4
     hard = clips["hard_lock"].astype(int)
     background = clips["mask"].mean(-1) < 64
     assert np.abs(hard - clips["source"].astype(int))[background].mean() < 8  # hard lock keeps the bg
+
+
+def test_edit_grid_rows_are_methods_and_columns_frames(sweep, tmp_path):
+    from PIL import Image
+
+    from kvlock.report.collect import collect
+    from kvlock.report.gallery import common_edit, edit_grid
+
+    collection = collect(sweep)
+    assert common_edit(collection) == EDIT
+    path = edit_grid(collection, tmp_path / "grid.png")
+    width, height = Image.open(path).size
+    assert width > height  # 9 frame columns; the source row and 6 configs (3 methods x 2 seeds)
+    with pytest.raises(ValueError, match="no ok result rows"):
+        edit_grid(collection, tmp_path / "missing.png", edit_id="no-such-edit")
 
 
 def test_notebooks_dir_lists_every_notebook():

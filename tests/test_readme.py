@@ -108,9 +108,13 @@ def test_demo_experiment_runs_and_prints_the_report(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
     sweeps = list(tmp_path.glob("multirun/**/report.md"))
     assert len(sweeps) == 1
-    for method in ("kvlock", "hard_lock", "full_injection", "fixed_cfg"):
+    methods = ("kvlock", "hard_lock", "full_injection", "fixed_cfg", "cfg_zero_star", "reconstruct")
+    for method in methods:
         assert len(list(sweeps[0].parent.glob(f"*_{method}/results.parquet"))) == 1, method
     report = sweeps[0].read_text()
-    for label in ("KV-Lock", "Hard lock (KV-Edit)", "Full injection", "BG PSNR"):
+    for label in ("KV-Lock", "Hard lock (KV-Edit)", "Full injection", "CFG-Zero*", "BG PSNR",
+                  "Oracle colour acc. (shape not scored)"):
         assert label in report and label in result.stdout, label
-    assert (sweeps[0].parent / "pareto.png").stat().st_size > 0
+    for picture in ("pareto.png", "grid.png"):
+        path = sweeps[0].parent / picture
+        assert path.stat().st_size > 0 and str(path) in result.stdout, picture

@@ -32,7 +32,8 @@ def write_clip(folder: Path, frames: np.ndarray, masks: np.ndarray) -> tuple[str
 
 
 def build_corpus(root: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
-    """A manifest with one good edit, the bad inputs of issue 10, and inputs the harness handles.
+    """A manifest with one good edit, bad inputs (each must fail with a clear error), and inputs
+    the harness handles.
 
     Returns (manifest, {bad edit id: expected words in its error}, {handled edit id: what happened}).
     """

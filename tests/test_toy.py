@@ -57,8 +57,9 @@ def test_oracle_rejects_noise():
 
 
 def test_generation_matches_card(toy_backbone):
-    from benchmarks.train_toy import generate, make_batch
     from kvlock.oracle import score_generations
+    from kvlock.training.data import make_batch
+    from kvlock.training.evaluation import generate
 
     cfg = OmegaConf.load(REPO / "conf" / "train" / "toy.yaml")
     d, s = cfg.data, cfg.sample
@@ -104,7 +105,7 @@ def tiny_train_cfg(out_dir, **overrides):
 def test_training_resumes_exactly_where_it_stopped(tmp_path, paired_shapes):
     from safetensors.torch import load_file
 
-    from benchmarks.train_toy import train
+    from kvlock.training.loop import train
 
     mode = {"train.paired_shapes": paired_shapes}
     threads = torch.get_num_threads()
@@ -125,8 +126,8 @@ def test_training_resumes_exactly_where_it_stopped(tmp_path, paired_shapes):
 
 
 def test_flow_loss_spaces_and_object_weights():
-    from benchmarks.train_toy import flow_loss
     from kvlock.backbones.prediction import sample_to_velocity
+    from kvlock.training.objective import flow_loss
 
     g = torch.Generator().manual_seed(0)
     z0, eps, out = (torch.randn(3, 4, 2, 2, 2, generator=g) for _ in range(3))
@@ -149,7 +150,7 @@ def test_flow_loss_spaces_and_object_weights():
 
 
 def test_the_toy_model_uses_its_prompt(toy_backbone):
-    from benchmarks.train_toy import prompt_gap
+    from kvlock.training.evaluation import prompt_gap
 
     cfg = OmegaConf.load(REPO / "conf" / "train" / "toy.yaml")
     cfg.eval.num_prompts = 16
@@ -160,7 +161,7 @@ def test_the_toy_model_uses_its_prompt(toy_backbone):
 
 
 def test_frame_error_grows_with_noise_for_every_frame(toy_backbone):
-    from benchmarks.train_toy import frame_error
+    from kvlock.training.evaluation import frame_error
 
     cfg = OmegaConf.load(REPO / "conf" / "train" / "toy.yaml")
     cfg.eval.num_prompts = 4
@@ -170,7 +171,7 @@ def test_frame_error_grows_with_noise_for_every_frame(toy_backbone):
 
 
 def test_training_times_keep_a_uniform_share_of_low_noise():
-    from benchmarks.train_toy import sample_t
+    from kvlock.training.objective import sample_t
 
     def draw(share):
         return sample_t(20_000, "logit_normal", torch.Generator().manual_seed(0), 1.0, 1.0, share)
@@ -185,8 +186,8 @@ def test_training_times_keep_a_uniform_share_of_low_noise():
 
 
 def test_shape_bands_cover_where_shapes_differ_inside_and_outside_the_object():
-    from benchmarks.train_toy import make_batch, shape_bands
     from kvlock.backbones.codec import SpaceToDepthCodec
+    from kvlock.training.data import make_batch, shape_bands
 
     codec = SpaceToDepthCodec(temporal_factor=4, spatial_factor=2)
     cfg = OmegaConf.load(REPO / "conf" / "train" / "toy.yaml")
@@ -199,8 +200,8 @@ def test_shape_bands_cover_where_shapes_differ_inside_and_outside_the_object():
 
 
 def test_object_scale_enlarges_objects_and_keeps_them_inside_the_frame():
-    from benchmarks.train_toy import enlarge
     from kvlock.data.synthetic import render_scene, sample_scene
+    from kvlock.training.data import enlarge
 
     for i in range(50):
         scene = sample_scene(np.random.default_rng([1000, i]), max_objects=1)
@@ -216,8 +217,8 @@ def test_object_scale_enlarges_objects_and_keeps_them_inside_the_frame():
 
 
 def test_shape_pairs_differ_only_in_the_shape_and_its_word():
-    from benchmarks.train_toy import draw_scenes, shape_pairs
     from kvlock.data.synthetic import SHAPES, scene_prompt
+    from kvlock.training.data import draw_scenes, shape_pairs
 
     cfg = OmegaConf.load(REPO / "conf" / "train" / "toy.yaml")
     scenes = draw_scenes(cfg.data, 1000, range(16))
@@ -235,9 +236,9 @@ def test_shape_pairs_differ_only_in_the_shape_and_its_word():
 
 
 def test_a_deeper_model_warm_started_from_a_shallower_one_starts_with_the_same_output(tmp_path):
-    from benchmarks.train_toy import identity_blocks, save_weights
     from kvlock.backbones import build_backbone
     from kvlock.backbones.wan import load_weights
+    from kvlock.training.model import identity_blocks, save_weights
 
     cfg = OmegaConf.load(REPO / "conf" / "model" / "wan_tiny.yaml")
     shallow = build_backbone(cfg)
@@ -259,9 +260,9 @@ def test_a_deeper_model_warm_started_from_a_shallower_one_starts_with_the_same_o
 
 
 def test_warm_start_across_codecs_keeps_what_fits_and_reinitialises_the_rest(tmp_path):
-    from benchmarks.train_toy import save_weights
     from kvlock.backbones import build_backbone
     from kvlock.backbones.wan import load_weights
+    from kvlock.training.model import save_weights
 
     cfg = OmegaConf.load(REPO / "conf" / "model" / "wan_tiny.yaml")
     packed = build_backbone(cfg)  # 4 frames per latent frame: 48 channels

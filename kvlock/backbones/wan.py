@@ -133,6 +133,19 @@ def build_tiny_text_encoder(cfg: dict, tokenizer: FileFreeTokenizer):
     return UMT5EncoderModel(config).eval()
 
 
+def cast_keeping_fp32(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """Cast `model`'s parameters and buffers to `dtype` in place, except those inside the modules
+    its class keeps in float32 (`_keep_in_fp32_modules`), as diffusers' `from_pretrained(...,
+    torch_dtype=dtype)` does (diffusers/models/model_loading_utils.py, load_model_dict_into_meta:
+    a name component in that list keeps float32). `model.to(dtype)` would cast those too, and
+    diffusers warns about it."""
+    keep = set(getattr(model, "_keep_in_fp32_modules", None) or [])
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and not keep & set(name.split(".")):
+            tensor.data = tensor.data.to(dtype)
+    return model
+
+
 def build_wan_tiny(cfg: dict) -> WanBackbone:
     """Embedded default: real WanTransformer3DModel at a tiny size, seeded random (or given) weights,
     the lossless space-to-depth codec and a byte- (or word-) level tokenizer + tiny UMT5 encoder."""
@@ -153,7 +166,7 @@ def build_wan_tiny(cfg: dict) -> WanBackbone:
         load_weights(resolve_repo_path(weights), **modules)
     return WanBackbone(
         name=cfg["name"],
-        transformer=transformer.to(device, dtype).eval(),
+        transformer=cast_keeping_fp32(transformer, dtype).to(device).eval(),
         codec=codec,
         prompt_encoder=PromptEncoder(tokenizer, text_encoder.to(device), cfg["text"]["max_length"]),
         device=device,

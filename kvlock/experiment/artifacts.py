@@ -12,9 +12,14 @@ from kvlock.experiment.atomic import write_json
 from kvlock.experiment.store import safe_name
 
 
+def trace_path(run_dir: Path, edit_id: str) -> Path:
+    """traces/<edit_id>.json of a run dir."""
+    return Path(run_dir) / "traces" / f"{safe_name(edit_id)}.json"
+
+
 def save_trace(run_dir: Path, edit_id: str, trace: list[dict]) -> Path:
     """One dict per denoising step (step, t, sigma2, alpha quantiles, omega, s_star, nfe)."""
-    return write_json(run_dir / "traces" / f"{safe_name(edit_id)}.json", trace)
+    return write_json(trace_path(run_dir, edit_id), trace)
 
 
 def comparison_frames(source: np.ndarray, mask: np.ndarray, edited: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ log = logging.getLogger(__name__)
 
 
 class ReportCallback(Callback):
-    """Uses the root config's `report:` block (enabled, tables, format, plot, plot_axes); writes
-    <sweep dir>/report.<md|tex|csv> and pareto.png."""
+    """Uses the root config's `report:` block (enabled, tables, format, plot, plot_axes, grid,
+    grid_edit); writes <sweep dir>/report.<md|tex|csv>, pareto.png and grid.png."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         options = config.get("report") or {}
@@ -39,3 +39,9 @@ class ReportCallback(Callback):
                 print(f"Pareto plot: {report.plot(sweep_dir / 'pareto.png', x, y)}", flush=True)
             except ValueError as err:
                 print(f"Pareto plot skipped: {err}", flush=True)
+        if options.get("grid", False):
+            try:
+                path = report.grid(sweep_dir / "grid.png", options.get("grid_edit"))
+                print(f"Edit grid: {path}", flush=True)
+            except ValueError as err:
+                print(f"Edit grid skipped: {err}", flush=True)

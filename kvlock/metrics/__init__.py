@@ -16,6 +16,7 @@ from kvlock.metrics import (  # noqa: F401  (importing a metric module registers
     fg_lpips_gt,
     fg_psnr_gt,
     flicker,
+    oracle_color,
     oracle_edit,
     vbench_bc,
     vbench_sc,

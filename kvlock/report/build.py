@@ -1,4 +1,4 @@
-"""The report of a run or sweep dir: collect → aggregate → table text (+ optional plot)."""
+"""The report of a run or sweep dir: collect → aggregate → table text (+ optional plot and edit grid)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pandas as pd
 
 from kvlock.report.by_edit_type import aggregate_by_edit_type
 from kvlock.report.collect import Collection, aggregate, collect, not_computed_reasons
+from kvlock.report.gallery import edit_grid
 from kvlock.report.plots import pareto_plot
 from kvlock.report.render import render
 from kvlock.report.tables import TABLES, Table, auto_spec, build_table
@@ -42,3 +43,7 @@ class Report:
 
     def plot(self, path: str | Path, x: str = "bg_psnr", y: str = "clip_text") -> Path:
         return pareto_plot(self.aggregated, path, self.collection.metric_info, x, y)
+
+    def grid(self, path: str | Path, edit_id: str | None = None) -> Path:
+        """One edit across configs as a PNG (kvlock.report.gallery.edit_grid)."""
+        return edit_grid(self.collection, path, edit_id)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+
+# Alignment columns for the Pareto plot's y axis, in order of preference.
+ALIGNMENT_COLUMNS = ("clip_text", "clip_text_edit", "clip_dir", "fg_psnr_gt", "fg_lpips_gt")
 
 
 def pareto_front(points: list[tuple[float, float]], higher: tuple[bool, bool]) -> list[int]:
@@ -68,3 +72,16 @@ def pareto_plot(agg: pd.DataFrame, path: str | Path, metric_info: dict, x: str =
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def alignment_column(aggregated: pd.DataFrame, preferred: Iterable[str] = ALIGNMENT_COLUMNS) -> str | None:
+    """The first of `preferred` with a finite value for every config that has ok edits; failing
+    that, the one with values for the most configs (earlier wins ties); None if none has any."""
+    configs = int((aggregated["n_ok"] > 0).sum()) if "n_ok" in aggregated else len(aggregated)
+    counts = {name: int(pd.to_numeric(aggregated[name], errors="coerce").notna().sum())
+              for name in preferred if name in aggregated}
+    for name, count in counts.items():
+        if count and count >= configs:
+            return name
+    best = max(counts.values(), default=0)
+    return next((name for name, count in counts.items() if count == best), None) if best else None

@@ -14,7 +14,7 @@ from kvlock.engine.token_mask import token_mask, tokens_to_latent, tokens_to_pix
 from kvlock.methods import available_methods, compose_method
 
 MAIN = ["kvlock", "hard_lock", "full_injection", "fixed_cfg", "fixed_fusion", "cfg_zero_star", "apg",
-        "reconstruct"]
+        "reconstruct", "kvedit_inversion_free"]
 ABLATION = ["kvlock_abl_var_kv_only", "kvlock_abl_omega_only", "kvlock_abl_sstar_only",
             "kvlock_abl_sstar_omega", "kvlock_abl_fixed_alpha", "kvlock_abl_global_sigma",
             "kvlock_abl_guidance_fg"]

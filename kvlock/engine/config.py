@@ -9,6 +9,7 @@ SOURCES = ("inversion", "noised")
 INITS = ("inversion", "noised", "reinit")
 BG_KV = ("none", "const", "variance")
 COMPOSE = ("none", "every_step", "final")
+LATENT_UPDATES = ("euler", "source_delta")
 GUIDANCE_RULES = ("none", "cfg", "cfg_zero_star", "apg")
 OMEGA_RULES = ("constant", "literal", "boost")
 SIGNALS = ("fg", "global", "token")
@@ -89,6 +90,8 @@ class EditConfig:
     alpha: float = 1.0
     fg_only: bool = False
     compose: str = "every_step"
+    latent_update: str = "euler"
+    paste_back: bool = False
     attn_mask: bool = False
     attn_scale: float = 0.0
     injection: str = "none"
@@ -120,6 +123,13 @@ class EditConfig:
         return self.bg_kv != "none" or self.injection == "full"
 
     @property
+    def runs_source_rows(self) -> bool:
+        """Whether each edit step also runs the forward-noised source (noised provider, or the
+        inversion-free update that needs the source velocity)."""
+        source_velocity = self.latent_update == "source_delta"
+        return self.source == "noised" and (self.needs_source_kv or source_velocity)
+
+    @property
     def needs_inversion(self) -> bool:
         return (self.source == "inversion" and (self.needs_source_kv or self.compose == "every_step")) \
             or self.init in ("inversion", "reinit")
@@ -130,6 +140,7 @@ class EditConfig:
             "init": (self.init, INITS),
             "bg_kv": (self.bg_kv, BG_KV),
             "compose": (self.compose, COMPOSE),
+            "latent_update": (self.latent_update, LATENT_UPDATES),
             "guidance.rule": (self.guidance.rule, GUIDANCE_RULES),
             "guidance.omega_rule": (self.guidance.omega_rule, OMEGA_RULES),
             "detector.signal": (self.detector.signal, SIGNALS),
@@ -157,6 +168,20 @@ class EditConfig:
                 )
             if self.injection != "none":
                 raise ValueError("method.fg_only cannot be combined with full-frame injection")
+        if self.latent_update == "source_delta" and not (
+            self.source == "noised" and self.init == "noised" and self.compose == "every_step"
+        ):
+            raise ValueError(
+                "method.latent_update=source_delta (KV-Edit inversion-free) needs source=noised, "
+                "init=noised and compose=every_step: the target is the noised source plus an edit "
+                "displacement inside the mask"
+            )
+        if self.attn_mask and not (self.needs_inversion or self.runs_source_rows):
+            raise ValueError(
+                "method.attn_mask=true separates fg and bg in the source pass, but this "
+                "configuration runs none (source=noised with bg_kv=none and latent_update=euler, "
+                "no inversion)"
+            )
         if self.guidance.omega_rule != "constant" and self.guidance.rule == "none":
             raise ValueError("a variance-driven ω needs a guidance rule (cfg, cfg_zero_star or apg)")
         if self.guidance.zero_init_steps < 0:

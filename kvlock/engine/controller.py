@@ -22,12 +22,22 @@ class Row:
     branch: str
 
 
+@dataclass(frozen=True)
+class RowMasks:
+    """Attention masks that differ between groups of batch rows: ((rows, mask or None), ...),
+    each mask broadcastable over its rows; the processor attends group by group."""
+
+    groups: tuple[tuple[slice, torch.Tensor | None], ...]
+
+
 class KVController:
     """Decides, for each self-attention call, what K/V the queries see.
 
     Modes: "plain" (stock attention), "capture" (store K/V of `kv_tokens` per row into `store`),
     "edit" (target rows fuse the source K/V of `kv_tokens`: K = K_new + α·(K_src − K_new), with the
     source from `store` or from the paired source row of the same batch).
+    `separate_fg_bg` (KV-Edit AM) applies to the source pass: every row in "plain" / "capture"
+    (the inversion), the source rows in "edit" (the forward-noised source).
     """
 
     def __init__(self, fg_tokens: torch.Tensor):
@@ -44,7 +54,7 @@ class KVController:
         self.source_row_of: dict[int, int] = {}  # target row -> source row (noised provider)
         self.store_branch_of: dict[int, str] = {}  # target row -> branch key in the store
         self.query_index: torch.Tensor | None = None  # fg_only: tokens that run as queries
-        self.separate_fg_bg = False  # KV-Edit inversion attention mask
+        self.separate_fg_bg = False  # KV-Edit attention mask in the source pass
         self.bg_logit_bias = 0.0  # KV-Edit attention scale
 
     def set_plain(self) -> None:
@@ -60,8 +70,11 @@ class KVController:
             if self.query_index is not None:
                 return self._fg_only_kv(layer, k, v)
             k, v = self._fuse(layer, k, v)
-            return k, v, self._bg_bias(k, self.bg_index)
-        return k, v, None
+            bias = self._bg_bias(k, self.bg_index)
+            if self.separate_fg_bg and self.source_row_of:
+                return k, v, self._source_rows_separated(q, bias)
+            return k, v, bias
+        return k, v, self._separation_mask(q) if self.separate_fg_bg else None
 
     def _source_kv(self, layer: int, row: int, k, v):
         if row in self.source_row_of:
@@ -100,6 +113,20 @@ class KVController:
             if spec.role == "target":
                 bias[row, 0, 0, bg_columns] = self.bg_logit_bias
         return bias
+
+    def _source_rows_separated(self, q: torch.Tensor, target_bias: torch.Tensor | None) -> RowMasks:
+        """Target rows keep their bias; the forward-noised source rows attend fg↔fg and bg↔bg only,
+        as KV-Edit's inversion-free edit runs its source pass (Xilluill/KV-Edit flux/sampling.py
+        `denoise_kv_inf`: the source forward runs with info['inverse'] = True, where
+        flux/modules/layers.py `DoubleStreamBlock_kv` / `SingleStreamBlock_kv` apply
+        info['attention_mask'], built by models/kv_edit.py `Flux_kv_edit_inf.forward` under
+        attn_mask)."""
+        first_source = min(self.source_row_of.values())
+        if any(spec.role != "source" for spec in self.rows[first_source:]):
+            raise RuntimeError("source rows must follow the target rows in the batch")
+        targets, sources = slice(0, first_source), slice(first_source, len(self.rows))
+        bias = None if target_bias is None else target_bias[targets]
+        return RowMasks(((targets, bias), (sources, self._separation_mask(q))))
 
     def _separation_mask(self, q: torch.Tensor) -> torch.Tensor:
         """(1, 1, N, N) bool: fg queries see fg keys only, bg queries bg keys only."""

@@ -19,7 +19,7 @@ from kvlock.engine.kv_store import KVStore
 from kvlock.engine.policy import build_policy
 from kvlock.engine.processor import install_kv_control, remove_kv_control
 from kvlock.engine.timesteps import flow_timesteps
-from kvlock.engine.token_mask import token_mask, tokens_to_latent
+from kvlock.engine.token_mask import latent_mask, pixel_region, token_mask, tokens_to_latent
 
 
 class NonFiniteError(RuntimeError):
@@ -81,6 +81,9 @@ class Editor:
         fg_tokens = token_mask(sample.mask, geometry, config.mask_dilation)
         self.fg_flat = fg_tokens.flatten().to(device)
         self.fg_latent = tokens_to_latent(fg_tokens, geometry).to(device)  # (1, 1, F, h, w)
+        # Latent pixels the edit generates; composition pastes the source everywhere else, per
+        # latent pixel (K/V locking stays per token).
+        self.compose_mask = latent_mask(sample.mask, geometry, config.mask_dilation).to(device)
         self.ts = flow_timesteps(config.steps, config.shift).to(device)
         generator = torch.Generator().manual_seed(int(seed))
         self.noise = torch.randn(self.z0.shape, generator=generator).to(device)
@@ -163,8 +166,11 @@ class Editor:
         ctrl = self.controller
         ctrl.set_plain()
         ctrl.store = store
+        # KV-Edit AM holds for the whole inversion, trajectory included (models/kv_edit.py
+        # `Flux_kv_edit.inverse` sets info['attention_mask'] for every inversion step)
+        ctrl.separate_fg_bg = c.attn_mask
         if capture:
-            ctrl.mode, ctrl.separate_fg_bg = "capture", c.attn_mask
+            ctrl.mode = "capture"
         rows = [Row("source", b) for b in (capture or ["cond"])]
         x = self.z0.clone()
         trajectory = {c.steps: self.z0.clone()}
@@ -201,12 +207,19 @@ class Editor:
         return max(c.skip_steps, later[0] if later else c.steps - 1)
 
     def initial_latent(self, start: int, inversion: Inversion | None) -> torch.Tensor:
+        """Start latent; with `every_step` composition its background is the source's already,
+        as KV-Edit blends before each step's forward (Xilluill/KV-Edit flux/sampling.py
+        `denoise_kv`)."""
         c, t = self.config, self.ts[start]
         if c.init == "noised":
-            return self.noised_source(t)
-        if c.init == "reinit":
-            return torch.where(self.fg_latent, self.noised_source(t), inversion.trajectory[start])
-        return inversion.trajectory[start].clone()
+            x = self.noised_source(t)
+        elif c.init == "reinit":
+            x = torch.where(self.compose_mask, self.noised_source(t), inversion.trajectory[start])
+        else:
+            x = inversion.trajectory[start].clone()
+        if c.compose == "every_step":
+            x = torch.where(self.compose_mask, x, self.source_latent(start, inversion))
+        return x
 
     def source_latent(self, index: int, inversion: Inversion | None) -> torch.Tensor:
         """Background latent at grid time t_index: the inversion trajectory or the noised source."""
@@ -216,8 +229,9 @@ class Editor:
 
     def generated_latent(self) -> torch.Tensor | None:
         """(1, 1, F, h, w) bool: the latent elements whose velocity the edit keeps (the rest is
-        pasted from the source every step); None = all. Guidance and detector reduce over these."""
-        return self.fg_latent if self.config.compose == "every_step" else None
+        pasted from the source every step, per latent pixel); None = all. Guidance and detector
+        reduce over these. It lies inside the fg tokens, so fg-only and full-token runs agree."""
+        return self.compose_mask if self.config.compose == "every_step" else None
 
     def alpha_for_step(self, step: int, start: int, policy_alpha: torch.Tensor) -> torch.Tensor:
         """α over the cached tokens: the policy's α on bg tokens; β on all tokens while injecting."""
@@ -232,15 +246,16 @@ class Editor:
 
     def configure_edit_step(self, step: int, alpha: torch.Tensor, store: KVStore | None) -> list[Row]:
         c, ctrl = self.config, self.controller
-        ctrl.mode = "edit" if c.needs_source_kv else "plain"
+        ctrl.mode = "edit" if c.needs_source_kv or c.runs_source_rows else "plain"
         ctrl.step, ctrl.store, ctrl.alpha = step, store, alpha
         ctrl.bg_logit_bias = c.attn_scale
+        ctrl.separate_fg_bg = c.attn_mask and c.runs_source_rows
         ctrl.query_index = self.controller.fg_index if c.fg_only else None
         rows = [Row("target", b) for b in self.target_branches]
         ctrl.store_branch_of = {r: (b if c.kv_branch == "per_branch" else "cond")
                                 for r, b in enumerate(self.target_branches)}
         ctrl.source_row_of = {}
-        if c.source == "noised" and c.needs_source_kv:
+        if c.runs_source_rows:
             first_source = len(rows)
             rows += [Row("source", b) for b in self.source_branches]
             ctrl.source_row_of = {
@@ -265,31 +280,57 @@ class Editor:
             alpha = self.alpha_for_step(i, start, control.alpha)
             rows = self.configure_edit_step(i, alpha, store)
             latents = [x] * len(self.target_branches)
-            if c.source == "noised" and c.needs_source_kv:
+            if c.runs_source_rows:
                 latents += [self.noised_source(t_hi)] * len(self.source_branches)
             token_index = self.controller.fg_index if c.fg_only else None
             v_all = self.forward(rows, latents, t_hi, token_index)
             v_cond = v_all[0:1]
             v_uncond = v_all[1:2] if self.uses_uncond else None
+            first_source = len(self.target_branches)
+            v_source = v_all[first_source:first_source + 1] if c.runs_source_rows else None
             v, s_star = guidance(x, t_hi, v_cond, v_uncond, control.omega, control.omega_bg, i - start)
             self.check_finite(v, "velocity", i, float(t_hi))
             x0_hat = x - t_hi * v
             policy.observe(i, x0_hat)
-            x_next = x + (t_lo - t_hi) * v
+            x_next = self.step_latent(x, v, v_source, t_hi, t_lo)
             if c.compose == "every_step":
-                x_next = torch.where(self.fg_latent, x_next, self.source_latent(i + 1, inversion))
+                source = self.source_latent(i + 1, inversion)
+                x_next = torch.where(self.compose_mask, x_next, source)
             self.check_finite(x_next, "latent", i, float(t_hi))
             trace.append(self.trace_row(i, float(t_hi), alpha, control, s_star))
             if self.callback is not None:
                 self.callback({"step": i, "t": float(t_hi), "x_t": x, "x0_hat": x0_hat, "v": v,
-                               "v_cond": v_cond, "v_uncond": v_uncond, "alpha": alpha,
-                               "omega": control.omega})
+                               "v_cond": v_cond, "v_uncond": v_uncond, "v_source": v_source,
+                               "alpha": alpha, "omega": control.omega})
             x = x_next
         self.controller.set_plain()
         if c.compose == "final":
-            x = torch.where(self.fg_latent, x, self.z0)
+            x = torch.where(self.compose_mask, x, self.z0)
         frames = self.backbone.decode_latents(x)
+        if c.paste_back:
+            frames = self.paste_source(frames)
         return EditOutput(frames, x, trace, self.nfe, self.stats(inversion, store))
+
+    def step_latent(self, x: torch.Tensor, v: torch.Tensor, v_source: torch.Tensor | None,
+                    t_hi: torch.Tensor, t_lo: torch.Tensor) -> torch.Tensor:
+        """One Euler step t_hi -> t_lo of the target latent (1, C, F, h, w).
+
+        `euler`: x + dt·v. `source_delta` (KV-Edit inversion-free, Xilluill/KV-Edit flux/sampling.py
+        `denoise_kv_inf`): x = z_src(t) + Δ with z_src(t) the noised source and Δ = z_fe − z0, so
+        z_fe += dt·(v_tar − v_src) is Δ += dt·(v − v_source); the per-pixel mask on the update is
+        the `every_step` composition that follows (Δ = 0 outside the mask).
+        """
+        dt = t_lo - t_hi
+        if self.config.latent_update == "source_delta":
+            delta = x - self.noised_source(t_hi)
+            return self.noised_source(t_lo) + delta + dt * (v - v_source)
+        return x + dt * v
+
+    def paste_source(self, frames: np.ndarray) -> np.ndarray:
+        """(T, H, W, 3) uint8 decoded edit -> the same with the source pixels pasted outside the
+        (dilated) pixel mask: a pixel-space paste after decoding, exact whatever the codec."""
+        region = pixel_region(self.sample.mask, self.backbone.geometry, self.config.mask_dilation)
+        return np.where(region[..., None], frames, self.sample.frames)
 
     def trace_row(self, step: int, t: float, alpha: torch.Tensor, control, s_star) -> dict:
         bg_alpha = alpha[self.controller.bg_index] if self.config.injection == "full" else alpha

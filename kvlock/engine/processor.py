@@ -6,7 +6,7 @@ import torch
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.transformers.transformer_wan import WanAttnProcessor, _get_qkv_projections
 
-from kvlock.engine.controller import KVController
+from kvlock.engine.controller import KVController, RowMasks
 
 
 def apply_rotary(x: torch.Tensor, freqs_cos: torch.Tensor, freqs_sin: torch.Tensor) -> torch.Tensor:
@@ -23,7 +23,8 @@ class KVControlledWanAttnProcessor(WanAttnProcessor):
     """Self-attention (`attn1`) of one Wan block under KV control; cross-attention is untouched.
 
     1. project q, k, v and normalise q, k; 2. apply RoPE; 3. let the controller capture or fuse
-    K/V (and give an attention mask or bias); 4. attend with `dispatch_attention_fn`; 5. project out.
+    K/V (and give an attention mask or bias); 4. attend with `dispatch_attention_fn` (group by
+    group when the rows' masks differ); 5. project out.
     """
 
     def __init__(self, controller: KVController, layer: int):
@@ -42,18 +43,19 @@ class KVControlledWanAttnProcessor(WanAttnProcessor):
 
         key, value, attention_mask = self.controller(self.layer, query, key, value)
 
-        hidden_states = dispatch_attention_fn(
-            query,
-            key,
-            value,
-            attn_mask=attention_mask,
-            dropout_p=0.0,
-            is_causal=False,
-            backend=self._attention_backend,
-        )
+        if isinstance(attention_mask, RowMasks):
+            hidden_states = torch.cat([self.attend(query[rows], key[rows], value[rows], mask)
+                                       for rows, mask in attention_mask.groups])
+        else:
+            hidden_states = self.attend(query, key, value, attention_mask)
         hidden_states = hidden_states.flatten(2, 3).type_as(query)
         hidden_states = attn.to_out[0](hidden_states)
         return attn.to_out[1](hidden_states)
+
+    def attend(self, query, key, value, attention_mask):
+        """(B, n, heads, head_dim) -> (B, n, heads, head_dim) by diffusers' attention dispatch."""
+        return dispatch_attention_fn(query, key, value, attn_mask=attention_mask, dropout_p=0.0,
+                                     is_causal=False, backend=self._attention_backend)
 
 
 def install_kv_control(transformer, controller: KVController) -> None:

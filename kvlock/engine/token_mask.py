@@ -1,4 +1,4 @@
-"""Pixel masks -> token masks ("any pixel" rule) and back to latent / pixel resolution."""
+"""Pixel masks -> latent-pixel and token masks ("any pixel" rule) and back to pixel resolution."""
 
 from __future__ import annotations
 
@@ -29,6 +29,40 @@ def token_mask(mask: np.ndarray, geometry: LatentGeometry, dilation: int = 0) ->
     for _ in range(dilation):
         tokens = F.max_pool3d(tokens, kernel_size=(1, 3, 3), stride=1, padding=(0, 1, 1))
     return tokens[0, 0].bool()
+
+
+def latent_mask(mask: np.ndarray, geometry: LatentGeometry, dilation: int = 0) -> torch.Tensor:
+    """(T, H, W) bool pixel mask -> (1, 1, F, h, w) bool, True = latent pixel the edit generates.
+
+    The pixel mask pooled to latent pixels, not to tokens: frames as in `latent_frame_mask`, then
+    the max over each spatial_factor² block. KV-Edit blends its source background at this
+    granularity inside boundary tokens (Xilluill/KV-Edit models/kv_edit.py,
+    `Flux_kv_edit.denoise`: the mask resized to the latent grid, any value > 0 set to 1, used per
+    packed latent pixel by `flux/sampling.py` `denoise_kv`). `dilation` (in tokens, as in
+    `token_mask`) grows it by dilation·patch latent pixels, so it stays inside the token mask.
+    """
+    m = latent_frame_mask(mask, geometry.temporal_factor).float()
+    s = geometry.spatial_factor
+    latent = F.max_pool3d(m[None, None], kernel_size=(1, s, s), stride=(1, s, s))
+    if dilation:
+        _, ph, pw = geometry.patch_size
+        rh, rw = dilation * ph, dilation * pw
+        latent = F.max_pool3d(latent, kernel_size=(1, 2 * rh + 1, 2 * rw + 1), stride=1,
+                              padding=(0, rh, rw))
+    return latent.bool()
+
+
+def pixel_region(mask: np.ndarray, geometry: LatentGeometry, dilation: int = 0) -> np.ndarray:
+    """(T, H, W) bool: the pixel mask grown like `latent_mask` (dilation·patch·spatial_factor
+    pixels), i.e. the pixels an edit may change; paste-back keeps the source everywhere else."""
+    m = torch.as_tensor(np.ascontiguousarray(mask)).bool()
+    if dilation:
+        _, ph, pw = geometry.patch_size
+        rh, rw = dilation * ph * geometry.spatial_factor, dilation * pw * geometry.spatial_factor
+        grown = F.max_pool2d(m[:, None].float(), kernel_size=(2 * rh + 1, 2 * rw + 1), stride=1,
+                             padding=(rh, rw))
+        m = grown[:, 0].bool()
+    return m.numpy()
 
 
 def tokens_to_latent(tokens: torch.Tensor, geometry: LatentGeometry) -> torch.Tensor:

@@ -119,7 +119,7 @@ def test_schedules(sweep, monkeypatch):
 def test_ablation(sweep, monkeypatch):
     text, images = execute("03_ablation", sweep, monkeypatch)
     assert "KV-Lock ablation" in text and "| Full (KV-Lock) " in text and "| Fixed α 0.5 " in text
-    assert "ablation rows not in these runs (5 of 7)" in text and "Global σ² (kvlock_abl_global_sigma)" in text
+    assert "ablation rows not in these runs (6 of 8)" in text and "Global σ² (kvlock_abl_global_sigma)" in text
     assert "left out of the ablation table (not ablation rows): hard_lock" in text
     assert "Hard lock" not in text.split("KV-Lock ablation", 1)[1]
     for knob, key in [("τ", "method.detector.tau"), ("W", "method.detector.window"),

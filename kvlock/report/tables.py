@@ -68,6 +68,7 @@ ABLATION_METHODS = {
     "kvlock_abl_sstar_omega": "s* + ω",
     "kvlock_abl_fixed_alpha": "Fixed α 0.5",
     "kvlock_abl_global_sigma": "Global σ²",
+    "kvlock_abl_guidance_fg": "ω on fg only",
     "kvlock": "Full (KV-Lock)",
 }
 TABLES = {

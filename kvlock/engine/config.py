@@ -13,6 +13,7 @@ OMEGA_RULES = ("constant", "literal", "boost")
 SIGNALS = ("fg", "global", "token")
 KV_BRANCHES = ("per_branch", "cond")
 KV_STORES = ("memory", "cpu")
+KV_DTYPES = ("float32", "bfloat16", "float16", "float8_e4m3fn")  # storage only; see engine/kv_store.py
 NONFINITE = ("fail", "stop")
 
 
@@ -104,6 +105,7 @@ class EditConfig:
             "detector.signal": (self.detector.signal, SIGNALS),
             "kv_branch": (self.kv_branch, KV_BRANCHES),
             "kv_store": (self.kv_store, KV_STORES),
+            "kv_dtype": (self.kv_dtype, KV_DTYPES),
             "injection": (self.injection, ("none", "full")),
             "nonfinite": (self.nonfinite, NONFINITE),
         }

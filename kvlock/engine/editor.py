@@ -81,7 +81,7 @@ class Editor:
         fg_tokens = token_mask(sample.mask, geometry, config.mask_dilation)
         self.fg_flat = fg_tokens.flatten().to(device)
         self.fg_latent = tokens_to_latent(fg_tokens, geometry).to(device)  # (1, 1, F, h, w)
-        self.ts = flow_timesteps(config.steps, config.shift).to(device)
+        self.ts = flow_timesteps(config.steps, config.shift, config.timestep_grid).to(device)
         generator = torch.Generator().manual_seed(int(seed))
         self.noise = torch.randn(self.z0.shape, generator=generator).to(device)
         target = sample.source_prompt if config.target_prompt_is_source else sample.target_prompt
@@ -135,6 +135,7 @@ class Editor:
             "model_info": self.backbone.info,
             "steps": c.steps,
             "shift": c.shift,
+            "timestep_grid": c.timestep_grid,
             "skip": c.skip_steps,
             "attn_mask": c.attn_mask,
             "capture": capture_branches,

@@ -1,6 +1,9 @@
 """Performance benchmarks: the harness's cost against the backbone's own cost.
 
-    python -m benchmarks.perf [--quick] [--json FILE] [--results FILE]
+    python -m benchmarks.perf [--section all|scale] [--quick] [--json FILE] [--results FILE]
+
+`--section scale` runs only the real-scale section (benchmarks/scale.py: the Wan2.1-1.3B
+architecture on this machine) and writes a `scale` object to the JSON.
 
 Every ratio is measured side by side in this one process (medians of repeats, warm-up
 excluded), except peak memory, which is read from fresh subprocesses (`--peak-rss` mode) so
@@ -378,11 +381,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, help="write the machine-readable results here")
     parser.add_argument("--results", type=Path, help="markdown results file (full mode default: "
                                                        "benchmarks/RESULTS.md)")
+    parser.add_argument("--section", choices=["all", "scale"], default="all",
+                        help="all: the tiny-backbone benchmarks; scale: only the Wan2.1-1.3B-architecture section")
     parser.add_argument("--peak-rss", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peak_rss is not None:
         peak_rss_child(args.peak_rss)
         return {}
+    if args.section == "scale":
+        from benchmarks.scale import run_section
+
+        results = args.results or (None if args.quick else REPO / "benchmarks" / "RESULTS.md")
+        report = {"scale": run_section(args.quick, results, machine())}
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2, default=str))
+        return report
     sizes = QUICK if args.quick else FULL
     backbone = build_backbone(OmegaConf.load(REPO / "conf" / "model" / "wan_tiny.yaml"))
     print(f"[perf] {'quick' if args.quick else 'full'} mode on {backbone.device}", flush=True)

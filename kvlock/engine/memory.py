@@ -47,7 +47,10 @@ def available_bytes(device: torch.device) -> int:
 
 
 def weight_bytes(backbone) -> int:
-    return sum(p.numel() * p.element_size() for p in backbone.transformer.parameters())
+    """Resident parameters and buffers: transformer, prompt encoder and codec (each held for the run)."""
+    modules = [backbone.transformer, backbone.prompt_encoder, backbone.codec]
+    return sum(t.nbytes for m in modules if isinstance(m, torch.nn.Module)
+               for t in (*m.parameters(), *m.buffers()))
 
 
 def estimate_edit(backbone, config: EditConfig, num_frames: int, height: int, width: int,

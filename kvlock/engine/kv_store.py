@@ -65,7 +65,10 @@ class KVStore:
             return self._fetch(key, device, dtype)
         if key in self._prefetched:
             k, v, ready = self._prefetched.pop(key)
-            torch.cuda.current_stream(device).wait_event(ready)
+            current = torch.cuda.current_stream(device)
+            current.wait_event(ready)
+            k.record_stream(current)  # made on the side stream, read on this one: keep until done
+            v.record_stream(current)
         else:
             k, v = self._fetch(key, device, dtype)
         self._prefetch((step, layer + 1, branch), device, dtype)

@@ -328,8 +328,9 @@ def gpu_section(quick: bool) -> dict:
 
 
 def machine() -> str:
-    return f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads, " \
-           f"torch {torch.__version__}, Python {platform.python_version()}".replace("  ", " ")
+    return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, " \
+           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, " \
+           f"Python {platform.python_version()}".replace("  ", " ")
 
 
 def write_results(path: Path, report: dict) -> None:

@@ -298,8 +298,10 @@ def markdown(scale: dict, plot_name: str, machine: str) -> str:
         "",
         "Cost growth, slope of log(s/it) against log(tokens): "
         + ", ".join(f"{m} {g:.2f}" for m, g in growth.items())
-        + ". At these sizes a step is dominated by the token-linear projections and FFN (slope ≤ 1); the "
-        "quadratic self-attention term only takes over at thousands of tokens (480×832×33 frames is 32,760).",
+        + ". At these sizes a step is token-linear work (projections, FFN) plus a fixed part (cross-attention "
+        "K/V over the text, embeddings), so slopes of about 1 or below are expected; the quadratic self-attention "
+        "term only takes over at thousands of tokens (480×832×33 frames is 32,760). The spread between "
+        "neighbouring sizes is also machine noise.",
         "",
         "| measurement | value | target / paper |",
         "|---|---|---|",
@@ -310,13 +312,18 @@ def markdown(scale: dict, plot_name: str, machine: str) -> str:
         f"{min(scale['memory_estimate_ratios'].values()):.3f}–{max(scale['memory_estimate_ratios'].values()):.3f} | "
         f"{lo}–{hi} |",
         f"| K/V store bytes / formula (hard_lock, largest clip) | {scale['kv_store_bytes_vs_formula']:.3f} | 1.000 |",
-        f"| kvlock s/it ÷ cfg_zero_star s/it (largest clip) | {scale['kvlock_vs_cfg_zero_star']:.3f} | "
+        f"| kvlock s/it ÷ cfg_zero_star s/it (largest clip; per interleaved repeat: "
+        f"{', '.join(f'{r:.2f}' for r in rows[-1][1]['kvlock_vs_cfg_zero_star_per_repeat'])}) | "
+        f"{scale['kvlock_vs_cfg_zero_star']:.3f} | "
         f"≤ {TARGETS['kvlock_vs_cfg_zero_star']}; paper {PAPER['kvlock_vs_cfg_zero_star']:.2f} (A100) |",
         f"| sampler equality with WanPipeline (FlowMatchEuler, {eq['steps']} steps, shift {eq['shift']}, "
         f"CFG {eq['guidance_scale']}): latent max abs Δ | {eq['max_abs']:.2e} (frames ≤ {eq['frames_max_lsb']} "
         f"LSB) | ≤ 1e-4 |",
         "",
-        f"Reduced-precision K/V stores (hard_lock, {rows[0][0]}):",
+        *analysis(scale, rows),
+        f"Reduced-precision K/V stores (hard_lock, {rows[0][0]}). The random-weight VAE cannot reconstruct "
+        "the source, so background PSNR is low for every dtype; what matters is that the reduced stores "
+        "leave it unchanged and how far the foreground moves from the float32-store edit:",
         "",
         "| kv_dtype | store bytes | × float32 | bg PSNR vs source | fg PSNR vs float32-store edit |",
         "|---|---|---|---|---|",
@@ -332,6 +339,32 @@ def markdown(scale: dict, plot_name: str, machine: str) -> str:
     return "\n".join(lines)
 
 
+def analysis(scale: dict, rows: list) -> list[str]:
+    """What the memory and KV-Lock-cost rows mean, from the measured numbers."""
+    raw = {r["size"]: r for r in scale["raw"]["sizes"]}
+    first, last = raw[rows[0][0]], raw[rows[-1][0]]
+    gap = [r["peak_rss"]["hard_lock"] - r["estimate"]["hard_lock"]["total"] for r in (first, last)]
+    per_token = (gap[1] - gap[0]) / max(last["tokens"] - first["tokens"], 1)
+    ratios = last["kvlock_vs_cfg_zero_star_per_repeat"]
+    noisy = max(ratios) - min(ratios) > TARGETS["kvlock_vs_cfg_zero_star"] - 1
+    verdict = ("The per-repeat ratios above differ by more than the target's margin (the machine was shared), "
+               "so this CPU run neither confirms nor refutes the ≤ 1.10 target; the GPU check measures it on a "
+               "dedicated device." if noisy else
+               "The per-repeat ratios agree within the target's margin.")
+    return [
+        "The memory estimate counts every resident module (transformer, text encoder, codec), the K/V "
+        f"store and the trajectory, and a per-row activation term. Here it is {gap[0] / 2**20:.0f}–"
+        f"{gap[1] / 2**20:.0f} MiB under the measured peak; the unmodelled part grows by "
+        f"{per_token / 2**20:.2f} MiB per token (codec and attention intermediates), so at GPU sizes the "
+        "estimate still has to be checked against the GPU check's measured peak.",
+        "",
+        "cfg_zero_star and kvlock both run four batch rows per step (target cond/uncond and the noised "
+        "source cond/uncond); KV-Lock adds the variance detector and per-token α, elementwise work that "
+        f"is small against the transformer. {verdict}",
+        "",
+    ]
+
+
 def heldout_markdown(heldout: dict) -> list[str]:
     if not heldout:
         return ["Held-out clips not found: the reduced-store cost on them was not measured.", ""]
@@ -343,7 +376,10 @@ def heldout_markdown(heldout: dict) -> list[str]:
         "|---|---|---|---|---|",
         *[f"| {clip} | {d} | {v['bg_psnr_vs_source']:.2f} | {v['fg_psnr_vs_float32_store']:.2f} | "
           f"{v['fg_mean_abs_change_vs_float32_store']:.3f} |"
-          for clip, rows in heldout.items() for d, v in rows.items() if d != "float32"],
+          for clip, rows in heldout.items() for d, v in rows.items()],
+        "",
+        "Background PSNR is finite even for the float32 store because background pixels that share a token "
+        "with the mask are regenerated; it does not change with the store dtype.",
         "",
     ]
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.sampler_check import save_tiny_pipeline
 from kvlock.backbones.codec import SpaceToDepthCodec
 from kvlock.backbones.geometry import LatentGeometry
 from kvlock.backbones.wan import WanBackbone, load_wan_pretrained
@@ -106,37 +107,6 @@ def test_warm_start_into_a_grown_encoder_keeps_the_new_parameters_fresh(tmp_path
     assert load_weights(path, allow_missing=True, text_encoder=grown) == ["text_encoder.position_embedding.weight"]
     torch.testing.assert_close(grown.shared.weight, plain.shared.weight)
     assert not grown.position_embedding.weight.any()
-
-
-def save_tiny_pipeline(path):
-    """A tiny WanPipeline (real classes, seeded random weights) saved the diffusers way."""
-    from diffusers import (
-        AutoencoderKLWan,
-        FlowMatchEulerDiscreteScheduler,
-        WanPipeline,
-        WanTransformer3DModel,
-    )
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
-
-    torch.manual_seed(0)
-    words = ["<pad>", "</s>", "<unk>", "a", "red", "blue", "square", "circle", "on", "floor"]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
-                                        unk_token="<unk>")
-    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(words), d_model=16, d_kv=8, d_ff=32,
-                                               num_layers=1, num_heads=2, relative_attention_num_buckets=8)).eval()
-    vae = AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True],
-                           latents_mean=[0.1, -0.2, 0.0, 0.3], latents_std=[1.5, 2.0, 0.5, 1.0])
-    transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
-                                        in_channels=4, out_channels=4, text_dim=16, freq_dim=32, ffn_dim=32,
-                                        num_layers=2)
-    pipe = WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-                       scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0))
-    pipe.save_pretrained(path)
-    return pipe
 
 
 def test_saved_tiny_pipeline_loads_back_through_the_checkpoint_path(tmp_path):

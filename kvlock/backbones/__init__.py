@@ -14,10 +14,12 @@ def build_backbone(cfg):
     from omegaconf import DictConfig, OmegaConf
 
     from kvlock.backbones.wan import build_wan_tiny, load_wan_pretrained
+    from kvlock.backbones.wan_random import build_wan_random
 
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
-    builders = {"wan_tiny": build_wan_tiny, "wan_pretrained": load_wan_pretrained}
+    builders = {"wan_tiny": build_wan_tiny, "wan_pretrained": load_wan_pretrained,
+                "wan_random": build_wan_random}
     kind = cfg.get("kind")
     if kind not in builders:
         raise ValueError(f"Unknown model kind '{kind}'. Available: {', '.join(sorted(builders))}")

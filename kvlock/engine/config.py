@@ -16,7 +16,9 @@ SIGNALS = ("fg", "global", "token")
 GUIDANCE_REGIONS = ("all", "fg")
 KV_BRANCHES = ("per_branch", "cond")
 KV_STORES = ("memory", "cpu")
+KV_DTYPES = ("float32", "bfloat16", "float16", "float8_e4m3fn")  # storage only; see engine/kv_store.py
 NONFINITE = ("fail", "stop")
+TIMESTEP_GRIDS = ("linear", "diffusers")  # see engine/timesteps.py
 
 
 @dataclass
@@ -82,6 +84,7 @@ class EditConfig:
     name: str = "custom"
     steps: int = 10
     shift: float = 3.0
+    timestep_grid: str = "linear"
     skip_steps: int = 0
     source: str = "inversion"
     init: str = "inversion"
@@ -147,8 +150,10 @@ class EditConfig:
             "guidance.region": (self.guidance.region, GUIDANCE_REGIONS),
             "kv_branch": (self.kv_branch, KV_BRANCHES),
             "kv_store": (self.kv_store, KV_STORES),
+            "kv_dtype": (self.kv_dtype, KV_DTYPES),
             "injection": (self.injection, ("none", "full")),
             "nonfinite": (self.nonfinite, NONFINITE),
+            "timestep_grid": (self.timestep_grid, TIMESTEP_GRIDS),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:

@@ -95,14 +95,16 @@ class KVController:
         return k, v
 
     def _fg_only_kv(self, layer: int, k: torch.Tensor, v: torch.Tensor):
-        """Queries are fg tokens only; keys/values = [cached bg ; new fg]."""
-        ks, vs = [], []
+        """Queries are fg tokens only; keys/values = [cached bg ; new fg], written once into one
+        (B, n_bg + n_fg, heads, head_dim) buffer (no per-row concatenation then stacking)."""
+        n_bg = len(self.bg_index)
+        shape = (k.shape[0], n_bg + k.shape[1], *k.shape[2:])
+        k_all, v_all = k.new_empty(shape), v.new_empty(shape)
         for row in range(k.shape[0]):
             k_bg, v_bg = self.store.get(self.step, layer, self.store_branch_of[row], k.device, k.dtype)
-            ks.append(torch.cat([k_bg, k[row]], dim=0))
-            vs.append(torch.cat([v_bg, v[row]], dim=0))
-        k, v = torch.stack(ks), torch.stack(vs)
-        return k, v, self._bg_bias(k, torch.arange(len(self.bg_index), device=k.device))
+            k_all[row, :n_bg], v_all[row, :n_bg] = k_bg, v_bg
+        k_all[:, n_bg:], v_all[:, n_bg:] = k, v
+        return k_all, v_all, self._bg_bias(k_all, torch.arange(n_bg, device=k.device))
 
     def _bg_bias(self, k: torch.Tensor, bg_columns: torch.Tensor):
         """Additive logit bias (B, 1, 1, n_keys): +s on background keys of target rows."""

@@ -84,7 +84,7 @@ class Editor:
         # Latent pixels the edit generates; composition pastes the source everywhere else, per
         # latent pixel (K/V locking stays per token).
         self.compose_mask = latent_mask(sample.mask, geometry, config.mask_dilation).to(device)
-        self.ts = flow_timesteps(config.steps, config.shift).to(device)
+        self.ts = flow_timesteps(config.steps, config.shift, config.timestep_grid).to(device)
         generator = torch.Generator().manual_seed(int(seed))
         self.noise = torch.randn(self.z0.shape, generator=generator).to(device)
         target = sample.source_prompt if config.target_prompt_is_source else sample.target_prompt
@@ -138,6 +138,7 @@ class Editor:
             "model_info": self.backbone.info,
             "steps": c.steps,
             "shift": c.shift,
+            "timestep_grid": c.timestep_grid,
             "skip": c.skip_steps,
             "attn_mask": c.attn_mask,
             "capture": capture_branches,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from kvlock.engine.config import EditConfig
+from kvlock.engine.kv_store import kv_dtype
 
 GIB = 1024**3
 
@@ -46,7 +47,10 @@ def available_bytes(device: torch.device) -> int:
 
 
 def weight_bytes(backbone) -> int:
-    return sum(p.numel() * p.element_size() for p in backbone.transformer.parameters())
+    """Resident parameters and buffers: transformer, prompt encoder and codec (each held for the run)."""
+    modules = [backbone.transformer, backbone.prompt_encoder, backbone.codec]
+    return sum(t.nbytes for m in modules if isinstance(m, torch.nn.Module)
+               for t in (*m.parameters(), *m.buffers()))
 
 
 def estimate_edit(backbone, config: EditConfig, num_frames: int, height: int, width: int,
@@ -59,7 +63,7 @@ def estimate_edit(backbone, config: EditConfig, num_frames: int, height: int, wi
     act_bytes = torch.finfo(backbone.dtype).bits // 8
     branches = 2 if config.guidance.rule != "none" and config.kv_branch == "per_branch" else 1
     cached = tokens if config.injection == "full" else int(tokens * (1 - fg_fraction))
-    kv_bytes = torch.finfo(torch.bfloat16 if config.kv_dtype == "bfloat16" else torch.float32).bits // 8
+    kv_bytes = kv_dtype(config.kv_dtype).itemsize
     stores_kv = config.source == "inversion" and config.needs_source_kv and config.kv_store == "memory"
     kv = config.steps * layers * 2 * cached * dim * kv_bytes * branches if stores_kv else 0
     c, f, h, w = geo.latent_shape(num_frames, height, width)

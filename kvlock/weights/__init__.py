@@ -7,6 +7,7 @@ downloads through the library that owns the file's cache (huggingface_hub, torch
 from kvlock.weights.catalog import CATALOG, FETCH_COMMAND, ModelFile, entry
 from kvlock.weights.store import (
     ChecksumMismatch,
+    IncompleteDownload,
     downloads_allowed,
     ensure,
     fetch,
@@ -17,6 +18,7 @@ __all__ = [
     "CATALOG",
     "FETCH_COMMAND",
     "ChecksumMismatch",
+    "IncompleteDownload",
     "ModelFile",
     "downloads_allowed",
     "ensure",

@@ -24,6 +24,10 @@ class ChecksumMismatch(RuntimeError):
     """A downloaded file's sha256 differs from the expected one; the file was deleted."""
 
 
+class IncompleteDownload(OSError):
+    """A downloaded file is shorter than the server announced; the file was deleted."""
+
+
 def downloads_allowed(offline: bool = False) -> bool:
     """False when `offline` or HF_HUB_OFFLINE is set: nothing is fetched then."""
     return not offline and os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("", "0", "false")
@@ -67,7 +71,9 @@ def fetch(item: ModelFile, weights_dir: str | None = None, progress: bool = True
     else:
         path = url_destination(item, weights_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(_mirrored(item.url), str(path), None, progress=progress)
+        url = _mirrored(item.url)
+        torch.hub.download_url_to_file(url, str(path), None, progress=progress)
+        _check_size(path, url, item)  # a cut transfer is otherwise kept when no sha256 is known
         _verify(path, item.sha256, item)
     if item.hub_repo:
         _fetch_hub_repo(item.hub_repo, weights_dir)
@@ -127,6 +133,20 @@ def _verify(path: Path, expected: str | None, item: ModelFile) -> None:
         raise ChecksumMismatch(
             f"{item.name}: {item.filename} has sha256 {actual}, expected {expected}; "
             f"the file was deleted. Run `{item.fetch_command}` again."
+        )
+
+
+def _check_size(path: Path, url: str, item: ModelFile) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=60) as r:
+        announced = r.headers.get("Content-Length")
+    if announced is not None and path.stat().st_size != int(announced):
+        size = path.stat().st_size
+        path.unlink(missing_ok=True)
+        raise IncompleteDownload(
+            f"{item.name}: got {size} of {announced} bytes; the file was deleted. "
+            f"Run `{item.fetch_command}` again."
         )
 
 

@@ -23,7 +23,7 @@ from kvlock.weights import (
     fetch,
     local_path,
 )
-from kvlock.weights.catalog import CATALOG
+from kvlock.weights.catalog import CATALOG, entries
 
 
 def _state_dict_bytes() -> bytes:
@@ -174,3 +174,17 @@ def test_status_names_every_metric_model(tmp_path):
     assert out.count("missing") == len(CATALOG)
     with pytest.raises(ValueError, match="Available: clip-vit-l-14"):
         entry("nope")
+    assert [i.name for i in entries(["image_reward", "amt-s"])] == [
+        "image-reward", "image-reward-config", "amt-s"]
+
+
+def test_cli_fetch_by_metric_refuses_a_corrupt_mirror_file(endpoint, tmp_path):
+    """`fetch vbench_iq` resolves to musiq-spaq (a Hub-hosted URL, so HF_ENDPOINT mirrors it);
+    the loopback file is not the real checkpoint, so its sha256 prefix fails and nothing stays."""
+    result = subprocess.run(
+        [sys.executable, "-m", "kvlock.weights", "--weights-dir", str(tmp_path), "fetch",
+         "vbench_iq"], capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert "musiq-spaq: FAILED: ChecksumMismatch" in result.stderr and "expected 358bb6af" in result.stderr
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

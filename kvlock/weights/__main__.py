@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kvlock.weights.catalog import CATALOG, entry
+from kvlock.weights.catalog import CATALOG, entries
 from kvlock.weights.store import ChecksumMismatch, fetch, local_path, location
 
 
@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("status", help="list every metric model file and whether it is present")
     get = sub.add_parser("fetch", help="download metric model files")
-    get.add_argument("names", nargs="*", help=f"any of: {', '.join(i.name for i in CATALOG)}")
+    get.add_argument("names", nargs="*", help="metric names (their files) or file names: "
+                     f"{', '.join(i.name for i in CATALOG)}")
     get.add_argument("--all", action="store_true", help="every file in the list")
     args = parser.parse_args(argv)
     if args.command == "status":
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.names and not args.all:
         parser.error("name the files to fetch, or pass --all")
     try:
-        items = list(CATALOG) if args.all else [entry(n) for n in args.names]
+        items = list(CATALOG) if args.all else entries(args.names)
     except ValueError as err:
         parser.error(str(err))
     failed = 0

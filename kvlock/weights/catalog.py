@@ -107,6 +107,15 @@ CATALOG: tuple[ModelFile, ...] = (
 )
 
 
+def entries(names: list[str]) -> list[ModelFile]:
+    """Catalog entries for file names or metric names (a metric gives all the files it needs)."""
+    items: list[ModelFile] = []
+    for name in names:
+        matches = [i for i in CATALOG if name in i.metrics] or [entry(name)]
+        items += [i for i in matches if i not in items]
+    return items
+
+
 def entry(name: str) -> ModelFile:
     """The catalog entry `name`; ValueError listing the names otherwise."""
     for item in CATALOG:

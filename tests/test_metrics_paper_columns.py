@@ -11,6 +11,7 @@ import open_clip
 import pandas as pd
 import pytest
 import torch
+from conftest import REPO
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
 from kvlock.metrics import MetricInputs, MetricSettings, build_metrics, evaluate
@@ -116,3 +117,24 @@ def test_openai_torchscript_clip_file_loads(tmp_path):
     with torch.no_grad():
         expected = torch.nn.functional.normalize(model.encode_image(image), dim=-1)
     assert torch.allclose(loaded.encode_pixels(image), expected, atol=1e-3)
+
+
+def test_mask_threshold_is_the_protocols(tmp_path):
+    """FiVE (conf/metrics/five.yaml) binarises JPEG masks with > 0; the default keeps > 127."""
+    from PIL import Image
+
+    from benchmarks.evaluate import load_inputs, metrics_config, parse_args
+
+    for folder in ("src", "masks"):
+        (tmp_path / folder).mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(tmp_path / "src" / f"{i:05d}.png")
+        Image.fromarray(np.full((16, 16), 60, np.uint8)).save(tmp_path / "masks" / f"{i:05d}.png")
+    common = ["--source", str(tmp_path / "src"), "--edited", str(tmp_path / "src"),
+              "--mask", str(tmp_path / "masks")]
+    for name, expected in (("default", False), ("five", True)):
+        config = str(REPO / "conf" / "metrics" / f"{name}.yaml")
+        args = parse_args([*common, "--config", config])
+        cfg = metrics_config(args)
+        assert load_inputs(args, cfg["mask_threshold"]).mask.all() == expected
+    assert cfg["frame_stride"] == 8 and len(build_metrics(cfg)) == len(cfg["names"])

@@ -102,6 +102,7 @@ class MetricSettings:
     cache_size: int = 32
     strip_brackets: bool = True
     offline: bool = False
+    mask_threshold: int = 127  # gray mask value > this = edit region (PIE-Bench 127, FiVE 0)
 
     def __post_init__(self):
         if self.frame_stride < 1:

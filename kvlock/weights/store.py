@@ -10,6 +10,7 @@ LFS digest the Hub reports); a mismatch deletes it, so no later run loads it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import torch
 from kvlock.weights.catalog import ModelFile
 
 HF_URL = "https://huggingface.co"
+log = logging.getLogger(__name__)
+_FAILED: set[tuple[ModelFile, str | None]] = set()
 
 
 class ChecksumMismatch(RuntimeError):
@@ -84,14 +87,13 @@ def ensure(item: ModelFile, weights_dir: str | None, offline: bool) -> Path | No
     """The file's path: already on disk, or downloaded now when downloads are allowed.
     None when missing and offline, or when the download failed (logged)."""
     found = local_path(item, weights_dir)
-    if found is not None or not downloads_allowed(offline):
+    if found is not None or not downloads_allowed(offline) or (item, weights_dir) in _FAILED:
         return found
     try:
         return fetch(item, weights_dir)
     except Exception as err:  # no network, server error, checksum: the metric reports n/c
-        import logging
-
-        logging.getLogger(__name__).warning("fetching %s failed: %s", item.name, err)
+        _FAILED.add((item, weights_dir))  # not retried for every edit of this process
+        log.warning("fetching %s failed: %s", item.name, err)
         return None
 
 

@@ -261,7 +261,7 @@ def measure_metrics(sizes: Sizes, only: list[str] | None = None) -> dict:
     for name in ("vbench_aq", "laion_aes", "hpsv2"):  # random CLIP stand-ins at ViT-B-32 size too
         base.options[name].model = "ViT-B-32"
     base.device = "cpu"
-    fps, notes = {}, {}
+    fps, notes, skipped = {}, {}, {}
     for name in names:
         cfg = OmegaConf.merge(base, {"names": [name]})
         metric = build_metrics(cfg)[0]
@@ -269,6 +269,9 @@ def measure_metrics(sizes: Sizes, only: list[str] | None = None) -> dict:
         start = time.perf_counter()
         result = metric.compute(inputs)
         first = time.perf_counter() - start
+        if result.reason and result.value != result.value:  # NaN: not computed, nothing to time
+            skipped[name] = result.reason
+            continue
         start = time.perf_counter()
         metric.compute(MetricInputs(sample.frames, edited, sample.mask, sample.source_prompt,
                                     sample.target_prompt, source_key=inputs.source_key))
@@ -276,7 +279,7 @@ def measure_metrics(sizes: Sizes, only: list[str] | None = None) -> dict:
         fps[name] = sample.num_frames / second
         notes[name] = {"first_call_s": first, "second_call_s": second, "random_weights": result.random_weights,
                        "model": result.model}
-    return {"fps": fps, "notes": notes}
+    return {"fps": fps, "notes": notes, "not_computed": skipped}
 
 
 def gpu_section(quick: bool) -> dict:
@@ -365,6 +368,8 @@ def write_results(path: Path, report: dict) -> None:
         *[f"| {k} | {v:.1f} | {report['metrics']['notes'][k]['first_call_s']:.3f} | "
           f"{report['metrics']['notes'][k]['second_call_s']:.3f} | {report['metrics']['notes'][k]['model'] or '-'} |"
           for k, v in report["metrics"]["fps"].items()],
+        *[f"\nNot timed (not computed here): {k}: {why}"
+          for k, why in report["metrics"].get("not_computed", {}).items()],
         "",
         "## 6. GPU",
         "",

@@ -138,3 +138,33 @@ def test_mask_threshold_is_the_protocols(tmp_path):
         cfg = metrics_config(args)
         assert load_inputs(args, cfg["mask_threshold"]).mask.all() == expected
     assert cfg["frame_stride"] == 8 and len(build_metrics(cfg)) == len(cfg["names"])
+
+
+def test_aesthetic_heads_load_the_reference_files_and_formulas(clip_inputs, tmp_path):
+    """Head files in the references' formats (LAION linear: weight/bias; improved predictor:
+    layers.0/2/4/6/7) are found in the torch hub cache; AQ = mean(head(CLIP)) / 10, AS = mean."""
+    from kvlock.metrics.clip_model import clip_for
+    from kvlock.metrics.vbench_bc import vbench_clip_pixels
+
+    torch.manual_seed(3)
+    (tmp_path / "checkpoints").mkdir()
+    linear = {"weight": torch.randn(1, 512), "bias": torch.randn(1)}
+    torch.save(linear, tmp_path / "checkpoints" / "sa_0_4_vit_l_14_linear.pth")
+    sizes = [(512, 1024), (1024, 128), (128, 64), (64, 16), (16, 1)]
+    mlp = {}
+    for index, (d_in, d_out) in zip((0, 2, 4, 6, 7), sizes):
+        mlp[f"layers.{index}.weight"] = torch.randn(d_out, d_in) / d_in**0.5
+        mlp[f"layers.{index}.bias"] = torch.randn(d_out)
+    torch.save(mlp, tmp_path / "checkpoints" / "sac+logos+ava1-l14-linearMSE.pth")
+    cfg = random_cfg(tmp_path, names=["vbench_aq", "laion_aes"])
+    aq, aes = build_metrics(cfg)
+    got_aq, got_aes = aq.compute(clip_inputs), aes.compute(clip_inputs)
+    assert "head (random" not in got_aq.model and "head (random" not in got_aes.model
+    clip = clip_for(aq.settings, "ViT-B-32", "openai")
+    features = clip.encode_pixels(vbench_clip_pixels(clip_inputs.edited, clip.image_size))
+    assert got_aq.value == pytest.approx(
+        float(((features @ linear["weight"].T + linear["bias"]) / 10).mean()), rel=1e-5)
+    x = clip.encode_frames(clip_inputs.edited)
+    for index in (0, 2, 4, 6, 7):
+        x = x @ mlp[f"layers.{index}.weight"].T + mlp[f"layers.{index}.bias"]
+    assert got_aes.value == pytest.approx(float(x.mean()), rel=1e-5)

@@ -95,9 +95,14 @@ def server():
 
 @pytest.fixture
 def endpoint(server, monkeypatch):
+    import huggingface_hub.constants
+
     url = f"http://127.0.0.1:{server.server_port}"
+    server.cut = False
     monkeypatch.setenv("HF_ENDPOINT", url)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # conftest sets it for the suite
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import (another test may have imported it)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     return url
 
 

@@ -168,3 +168,26 @@ def test_aesthetic_heads_load_the_reference_files_and_formulas(clip_inputs, tmp_
     for index in (0, 2, 4, 6, 7):
         x = x @ mlp[f"layers.{index}.weight"].T + mlp[f"layers.{index}.bias"]
     assert got_aes.value == pytest.approx(float(x.mean()), rel=1e-5)
+
+
+def test_imaging_quality_with_a_checkpoint_matches_vbench_procedure(tmp_path):
+    """A MUSIQ-SPAQ file in pyiqa's cache folder is loaded (no random weights); the value equals
+    VBench's loop: pyiqa MUSIQ on each frame / 255, mean over frames, / 100."""
+    from pyiqa.archs.musiq_arch import MUSIQ
+
+    torch.manual_seed(5)
+    reference = MUSIQ(num_class=1, pretrained=False)
+    (tmp_path / "pyiqa").mkdir()
+    checkpoint = tmp_path / "pyiqa" / "musiq_spaq_ckpt-358bb6af.pth"
+    torch.save(reference.state_dict(), checkpoint)
+    reference.eval()
+    frames = np.random.default_rng(2).integers(0, 256, (2, 48, 64, 3), dtype=np.uint8)
+    inputs = MetricInputs(frames, frames, np.zeros((2, 48, 64), bool))
+    (metric,) = build_metrics({"names": ["vbench_iq"], "offline": True, "device": "cpu",
+                               "weights_dir": str(tmp_path)})
+    result = metric.compute(inputs)
+    assert not result.random_weights and result.reason is None
+    with torch.no_grad():
+        by_hand = [float(reference(torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255))
+                   for f in frames]
+    assert result.value == pytest.approx(np.mean(by_hand) / 100, rel=1e-5)

@@ -22,12 +22,12 @@ from kvlock.metrics.registry import register_metric
 
 def vbench_clip_pixels(frames: np.ndarray, size: int) -> torch.Tensor:
     """VBench `clip_transform`: (T, H, W, 3) uint8 -> (T, 3, size, size): bicubic resize of the
-    short side (antialias=False, as current VBench), centre crop, /255, OpenAI CLIP mean/std."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    short side of the uint8 frames (antialias=False, as current VBench), centre crop, /255, OpenAI CLIP mean/std."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
     x = TF.center_crop(
         TF.resize(x, [size], interpolation=TF.InterpolationMode.BICUBIC, antialias=False), [size]
-    )
-    return TF.normalize(x / 255.0, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
+    )  # on uint8, as VBench (torchvision rounds and clamps the result back to uint8)
+    return TF.normalize(x.float() / 255.0, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
 
 
 @register_metric("vbench_bc")

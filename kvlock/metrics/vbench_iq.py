@@ -33,12 +33,12 @@ LONGER_SIDE = 512
 
 def vbench_iq_pixels(frames: np.ndarray) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (T, 3, h, w) in [0, 1], longer side at most 512 (VBench 'longer')."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # uint8, as VBench
     height, width = x.shape[-2:]
     if max(height, width) > LONGER_SIDE:
         s = LONGER_SIDE / max(height, width)
         x = TF.resize(x, [int(s * height), int(s * width)], antialias=False)
-    return x / 255.0
+    return x.float() / 255.0
 
 
 @functools.lru_cache(maxsize=1)

@@ -18,6 +18,7 @@ venv: $(STAMP) ## Create .venv with the pinned stack (idempotent; fast when up t
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]' 2>&1 | $(QUIET_PIP)
+	$(MAKE) --no-print-directory metric-deps
 	$(PY) -c "import kvlock, torch, diffusers, hydra"
 	touch $(STAMP)
 
@@ -30,10 +31,16 @@ test: $(STAMP) ## Run the whole test suite
 lint: $(STAMP) ## ruff check
 	$(PY) -m ruff check .
 
+metric-deps: ## pyiqa for VBench IQ (MUSIQ), without its dependency tree (it adds opencv-python beside opencv-python-headless)
+	$(PY) -m pip install -q --no-deps -c constraints.txt pyiqa 2>&1 | $(QUIET_PIP)
+
+rewards: $(STAMP) ## Optional ImageReward column: pip install -e '.[rewards]' (downgrades timm to 0.6.13 in this venv)
+	$(PY) -m pip install -q -e '.[rewards]' 2>&1 | $(QUIET_PIP)
+
 perf: $(STAMP) ## Performance benchmarks (writes benchmarks/RESULTS.md)
 	$(PY) -m benchmarks.perf
 
 clean: ## Remove run outputs (keeps .venv)
 	rm -rf outputs multirun .pytest_cache
 
-.PHONY: help venv demo test lint perf clean
+.PHONY: help venv demo test lint metric-deps rewards perf clean

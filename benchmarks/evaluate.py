@@ -55,7 +55,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def metrics_config(args: argparse.Namespace) -> dict:
     """The metrics config file with the command-line overrides applied."""
-    cfg = OmegaConf.to_container(OmegaConf.load(args.config), resolve=True)
+    node = OmegaConf.load(args.config)
+    if "defaults" in node:  # a preset such as five.yaml: its keys over default.yaml
+        node = OmegaConf.merge(OmegaConf.load(DEFAULT_CONFIG), {k: v for k, v in node.items()
+                                                                 if k != "defaults"})
+    cfg = OmegaConf.to_container(node, resolve=True)
     if args.metrics:
         cfg["names"] = [name.strip() for name in args.metrics.split(",") if name.strip()]
     if args.stride is not None:
@@ -67,14 +71,16 @@ def metrics_config(args: argparse.Namespace) -> dict:
     return cfg
 
 
-def load_inputs(args: argparse.Namespace):
-    """Read the clips and masks into MetricInputs (raises DataError / ValueError)."""
+def load_inputs(args: argparse.Namespace, mask_threshold: int = 127):
+    """Read the clips and masks (gray value > `mask_threshold` = edit region; the metrics
+    config's `mask_threshold`) into MetricInputs (raises DataError / ValueError)."""
     from kvlock.data.masks import binarize_mask
     from kvlock.data.video_io import is_palette_mask, read_frames, read_masks
     from kvlock.metrics import MetricInputs
 
     source = read_frames(args.source)
-    mask, _ = binarize_mask(read_masks(args.mask), args.mask, palette=is_palette_mask(args.mask))
+    mask, _ = binarize_mask(read_masks(args.mask), args.mask, threshold=mask_threshold,
+                            palette=is_palette_mask(args.mask))
     return MetricInputs(
         source=source,
         edited=read_frames(args.edited),
@@ -126,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     from kvlock.metrics import build_metrics, evaluate, metric_info
 
     try:
-        metrics = build_metrics(metrics_config(args))
-        inputs = load_inputs(args)
+        cfg = metrics_config(args)
+        metrics = build_metrics(cfg)
+        inputs = load_inputs(args, cfg.get("mask_threshold", 127))
     except (DataError, ValueError, OSError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

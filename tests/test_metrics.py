@@ -71,7 +71,7 @@ def test_unknown_metric_lists_available():
         str(err.value)
         == f"Unknown metric 'bg_psnrr'. Available: {', '.join(sorted(available_metrics()))}"
     )
-    assert "warp_error" in available_metrics() and len(available_metrics()) == 17
+    assert "warp_error" in available_metrics() and len(available_metrics()) == 23
 
 
 def test_unknown_option_and_key_are_errors():

@@ -327,7 +327,9 @@ def test_vbench_bc_matches_vbench_clip_transform_and_loop(tiny_clip, no_weights)
     model, _, _ = reference_clip(tiny_clip)
     clip_transform = transforms.Compose(
         [  # VBench utils.clip_transform(n_px), n_px = model input size
-            transforms.Resize(64, interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.Resize(  # current VBench utils.clip_transform: antialias=False
+                64, interpolation=transforms.InterpolationMode.BICUBIC, antialias=False
+            ),
             transforms.CenterCrop(64),
             transforms.Lambda(lambda x: x.float().div(255.0)),
             transforms.Normalize(
@@ -337,7 +339,8 @@ def test_vbench_bc_matches_vbench_clip_transform_and_loop(tiny_clip, no_weights)
     )
     with torch.no_grad():
         features = F.normalize(
-            model.encode_image(clip_transform(torch.Tensor(inputs.edited).permute(0, 3, 1, 2))),
+            # VBench load_video gives uint8 frames; the transform resizes them as uint8
+            model.encode_image(clip_transform(torch.from_numpy(inputs.edited).permute(0, 3, 1, 2))),
             dim=-1,
             p=2,
         )
@@ -358,15 +361,15 @@ def test_vbench_sc_loads_dino_from_the_hub_cache(tmp_path):
     inputs = clip_inputs()
     result = cpu_metrics({"names": ["vbench_sc"], "weights_dir": str(tmp_path)})[0].compute(inputs)
     dino_transform = transforms.Compose(
-        [  # VBench utils.dino_transform(224)
-            transforms.Resize(size=224),
+        [  # VBench utils.dino_transform(224): Resize(size=n_px, antialias=False) on uint8
+            transforms.Resize(size=224, antialias=False),
             transforms.Lambda(lambda x: x.float().div(255.0)),
             transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
         ]
     )
     with torch.no_grad():
         features = F.normalize(
-            dino(dino_transform(torch.Tensor(inputs.edited).permute(0, 3, 1, 2))), dim=-1, p=2
+            dino(dino_transform(torch.from_numpy(inputs.edited).permute(0, 3, 1, 2))), dim=-1, p=2
         )
     assert result.random_weights is False and result.model == "DINO ViT-B/16"
     assert result.value == pytest.approx(vbench_loop(features), rel=1e-5)

@@ -54,6 +54,9 @@ COVERED_BY = {
     "python -m benchmarks.evaluate --source src.mp4 --edited edit.mp4 --mask masks/ "
     '--source-prompt "a black swan" --target-prompt "a white duck" --json':
         "tests/test_evaluate.py::test_subprocess_prints_json_with_the_metric_columns",
+    "python -m kvlock.weights status": "tests/test_weights_download.py::test_status_names_every_metric_model",
+    "python -m kvlock.weights fetch vbench_iq":
+        "tests/test_weights_download.py::test_cli_fetch_by_metric_refuses_a_corrupt_mirror_file",
 }
 
 

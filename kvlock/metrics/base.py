@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -99,6 +100,9 @@ class MetricSettings:
     weights_dir: str | None = None
     cache_dir: str | None = None
     cache_size: int = 32
+    strip_brackets: bool = True
+    offline: bool = False
+    mask_threshold: int = 127  # gray mask value > this = edit region (PIE-Bench 127, FiVE 0)
 
     def __post_init__(self):
         if self.frame_stride < 1:
@@ -127,6 +131,16 @@ class MetricSettings:
             "weights_dir": self.weights_dir,
             "device": self.torch_device,
         }
+
+    @property
+    def download_allowed(self) -> bool:
+        """Metrics fetch missing weights on first use unless `offline` or HF_HUB_OFFLINE=1."""
+        return not self.offline and os.environ.get("HF_HUB_OFFLINE", "0") in ("", "0")
+
+    def prompt(self, text: str) -> str:
+        """The prompt as scored: PIE-Bench/FiVE `[word]` markers removed when `strip_brackets`
+        (PnPInversion evaluate.py and FiVE-Bench evaluate.py drop "[" and "]")."""
+        return text.replace("[", "").replace("]", "") if self.strip_brackets else text
 
 
 class Metric:

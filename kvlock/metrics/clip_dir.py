@@ -32,7 +32,9 @@ class ClipDirectionalSimilarity(Metric):
 
     def _compute(self, inputs: MetricInputs) -> MetricResult:
         clip = clip_for(self.settings)
-        if inputs.source_prompt.strip() == inputs.target_prompt.strip():
+        source_prompt = self.settings.prompt(inputs.source_prompt)
+        target_prompt = self.settings.prompt(inputs.target_prompt)
+        if source_prompt.strip() == target_prompt.strip():
             return MetricResult.not_computed(SAME_PROMPTS, **clip.loaded.provenance)
         idx = strided(inputs.num_frames, self.settings.frame_stride)
         key = (
@@ -43,6 +45,6 @@ class ClipDirectionalSimilarity(Metric):
             key, lambda: {"features": clip.encode_frames(inputs.source[idx])}
         )["features"]
         edited = clip.encode_frames(inputs.edited[idx])
-        text_source, text_target = clip.encode_texts([inputs.source_prompt, inputs.target_prompt])
+        text_source, text_target = clip.encode_texts([source_prompt, target_prompt])
         direction = F.cosine_similarity(edited - source, (text_target - text_source)[None], dim=-1)
         return frame_mean(direction, SAME_PROMPTS, **clip.loaded.provenance)

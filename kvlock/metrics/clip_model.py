@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,12 +102,7 @@ def load_clip(
     loaded = load_or_random(
         f"open_clip {name}/{pretrained}" if pretrained else f"open_clip {name}",
         _local_checkpoint(name, pretrained, weights_dir),
-        lambda checkpoint: open_clip.create_model(
-            name,
-            pretrained=str(checkpoint) if checkpoint else None,  # a file: open_clip loads it
-            force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
-            force_preprocess_cfg=merge_preprocess_dict({}, tag_cfg),
-        ),
+        functools.partial(_build_clip, name, tag_cfg),
         allow_random=allow_random,
         seed=seed,
         device=device,
@@ -114,6 +111,35 @@ def load_clip(
         PreprocessCfg(**loaded.module.visual.preprocess_cfg), is_train=False
     )
     return ClipModel(loaded, preprocess, open_clip.get_tokenizer(name), device, batch_size)
+
+
+def _build_clip(name: str, tag_cfg: dict, checkpoint: Path | None) -> torch.nn.Module:
+    """open_clip `name` from `checkpoint` (random init when None). An OpenAI release file
+    (`~/.cache/clip/ViT-B-32.pt`, a TorchScript archive that `torch.load(weights_only=True)`
+    refuses) goes through open_clip's own OpenAI loader (`open_clip.load_openai_model`, which
+    rebuilds the model from the archive's state dict) with OpenAI's preprocessing."""
+    if checkpoint is not None and is_torchscript(checkpoint):
+        model = open_clip.load_openai_model(str(checkpoint), precision="fp32", device="cpu")
+        size = model.visual.image_size
+        model.visual.preprocess_cfg = dataclasses.asdict(
+            PreprocessCfg(size=int(size[0] if isinstance(size, tuple | list) else size))
+        )
+        return model
+    return open_clip.create_model(
+        name,
+        pretrained=str(checkpoint) if checkpoint else None,  # a file: open_clip loads it
+        force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
+        force_preprocess_cfg=merge_preprocess_dict({}, tag_cfg),
+    )
+
+
+def is_torchscript(path: Path) -> bool:
+    """True for a TorchScript archive (a zip with `code/` and `constants.pkl`, as OpenAI's CLIP
+    releases); False for `torch.save` checkpoints, safetensors and other files."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(n.endswith("/constants.pkl") for n in archive.namelist())
 
 
 def _local_checkpoint(name: str, pretrained: str | None, weights_dir: str | None) -> Path | None:

@@ -44,7 +44,7 @@ class ClipTextScore(Metric):
         )
         score = torch.full((len(images),), torch.nan, dtype=torch.float64)
         if defined.any():
-            text = clip.encode_texts([inputs.target_prompt])[0]
+            text = clip.encode_texts([self.settings.prompt(inputs.target_prompt)])[0]
             score[torch.from_numpy(defined)] = clip_score(
                 clip.encode_frames(images[defined]), text
             ).double()

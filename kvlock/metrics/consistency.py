@@ -23,3 +23,10 @@ def vbench_similarity(features: torch.Tensor) -> torch.Tensor:
     previous = (features[1:] * features[:-1]).sum(-1).clamp(min=0)
     first = (features[1:] * features[:1]).sum(-1).clamp(min=0)
     return (previous + first) / 2
+
+
+def pair_count(name: str, num_frames: int) -> dict[str, int]:
+    """{"<name>_pairs": T - 1}: the weight of this video in VBench's across-video average, which
+    sums similarities and frame counts over all videos (sim / cnt in subject_consistency.py and
+    background_consistency.py) instead of averaging per-video means; reports weight by it."""
+    return {f"{name}_pairs": max(num_frames - 1, 0)}

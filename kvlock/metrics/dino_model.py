@@ -50,11 +50,12 @@ class SubjectModel:
     batch_size: int
 
     def pixels(self, frames: np.ndarray) -> torch.Tensor:
-        """VBench `dino_transform`: (T, H, W, 3) uint8 -> bilinear resize (short side 224, or the
-        stand-in's square size), /255, ImageNet mean/std."""
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+        """VBench `dino_transform`: (T, H, W, 3) uint8 -> bilinear resize without
+        antialiasing (current VBench; short side 224, or the stand-in's square size), /255, ImageNet mean/std."""
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # uint8, as VBench
         size = [224] if self.square is None else [self.square, self.square]
-        return TF.normalize(TF.resize(x, size, antialias=True) / 255.0, IMAGENET_MEAN, IMAGENET_STD)
+        x = TF.resize(x, size, antialias=False).float()
+        return TF.normalize(x / 255.0, IMAGENET_MEAN, IMAGENET_STD)
 
     @torch.no_grad()
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:

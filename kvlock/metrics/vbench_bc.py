@@ -16,18 +16,18 @@ from kvlock.metrics.base import (
     frame_mean,
 )
 from kvlock.metrics.clip_model import check_clip_model, clip_for
-from kvlock.metrics.consistency import vbench_similarity
+from kvlock.metrics.consistency import pair_count, vbench_similarity
 from kvlock.metrics.registry import register_metric
 
 
 def vbench_clip_pixels(frames: np.ndarray, size: int) -> torch.Tensor:
     """VBench `clip_transform`: (T, H, W, 3) uint8 -> (T, 3, size, size): bicubic resize of the
-    short side (antialiased), centre crop, /255, OpenAI CLIP mean/std."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    short side of the uint8 frames (antialias=False, as current VBench), centre crop, /255, OpenAI CLIP mean/std."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
     x = TF.center_crop(
-        TF.resize(x, [size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True), [size]
-    )
-    return TF.normalize(x / 255.0, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
+        TF.resize(x, [size], interpolation=TF.InterpolationMode.BICUBIC, antialias=False), [size]
+    )  # on uint8, as VBench (torchvision rounds and clamps the result back to uint8)
+    return TF.normalize(x.float() / 255.0, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
 
 
 @register_metric("vbench_bc")
@@ -55,4 +55,9 @@ class VBenchBackgroundConsistency(Metric):
         if inputs.num_frames < 2:
             return MetricResult.not_computed(TOO_FEW_FRAMES, **clip.loaded.provenance)
         features = clip.encode_pixels(vbench_clip_pixels(inputs.edited, clip.image_size))
-        return frame_mean(vbench_similarity(features), TOO_FEW_FRAMES, **clip.loaded.provenance)
+        return frame_mean(
+            vbench_similarity(features),
+            TOO_FEW_FRAMES,
+            flags=pair_count(self.name, inputs.num_frames),
+            **clip.loaded.provenance,
+        )

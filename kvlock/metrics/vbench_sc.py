@@ -10,7 +10,7 @@ from kvlock.metrics.base import (
     MetricSettings,
     frame_mean,
 )
-from kvlock.metrics.consistency import vbench_similarity
+from kvlock.metrics.consistency import pair_count, vbench_similarity
 from kvlock.metrics.dino_model import DINO, RANDOM_ARCHS, load_subject_model
 from kvlock.metrics.registry import register_metric
 
@@ -45,5 +45,6 @@ class VBenchSubjectConsistency(Metric):
         return frame_mean(
             vbench_similarity(model.encode_frames(inputs.edited)),
             TOO_FEW_FRAMES,
+            flags=pair_count(self.name, inputs.num_frames),
             **model.loaded.provenance,
         )

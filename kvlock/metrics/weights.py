@@ -1,4 +1,5 @@
-"""Metric-model weights: local caches only, never a download; seeded random weights on request.
+"""Metric-model weights: local caches, seeded random weights on request, and (for the catalog
+files of `kvlock.weights`) a download on first use unless `metrics.offline` / HF_HUB_OFFLINE.
 
 Caches looked in (or `weights_dir` when set, which replaces all of them):
 torch hub dir (`torch.hub.get_dir()`: `checkpoints/` for torchvision/DINO files, repo folders
@@ -15,14 +16,17 @@ from typing import TypeVar
 
 import torch
 
+from kvlock.weights import ensure, entry, local_path
+
 T = TypeVar("T")
 
 
 class WeightsUnavailable(RuntimeError):
     """A metric model's weights are not in the local caches; `str(err)` is the result-row marker."""
 
-    def __init__(self, model: str):
-        super().__init__(f"not computed: {model} weights unavailable")
+    def __init__(self, model: str, fetch_command: str | None = None):
+        hint = f" (run `{fetch_command}`)" if fetch_command else ""
+        super().__init__(f"not computed: {model} weights unavailable{hint}")
 
 
 @dataclass(frozen=True)
@@ -80,3 +84,17 @@ def load_or_random(
     else:
         description, random_weights = model, False
     return LoadedModel(module.eval().requires_grad_(False).to(device), description, random_weights)
+
+
+def model_file(name: str, weights_dir: str | None, offline: bool) -> Path | None:
+    """Catalog file `name` (kvlock.weights): on disk, or downloaded now unless offline."""
+    return ensure(entry(name), weights_dir, offline)
+
+
+def fetch_hint(name: str) -> str:
+    return entry(name).fetch_command
+
+
+def present_file(name: str, weights_dir: str | None) -> Path | None:
+    """Catalog file `name` if it is already on disk (never downloads)."""
+    return local_path(entry(name), weights_dir)

@@ -85,11 +85,22 @@ def aggregate(collection: Collection) -> pd.DataFrame:
     numeric = [c for c in [*collection.metric_info, *STATS] if c in rows]
     values = ok[numeric].apply(pd.to_numeric, errors="coerce").groupby(ok["label"])
     table = values.mean()  # skips NaN: a nan-mean
+    for name in numeric:  # VBench SC/BC: frame-weighted across videos (`<metric>_pairs` weights)
+        if f"{name}_pairs" in ok:
+            table[name] = _weighted_mean(ok, name, f"{name}_pairs")
     if "peak_mem_mb" in table:
         table["peak_mem_mb"] = values["peak_mem_mb"].max()
     counts = rows.groupby("label").agg(method=("method", "first"), n_total=("edit_id", "size"),
                                        n_ok=("status", lambda s: int((s == "ok").sum())))
     return counts.join(table).reset_index()
+
+
+def _weighted_mean(ok: pd.DataFrame, column: str, weight: str) -> pd.Series:
+    """Per-label sum(value * weight) / sum(weight) over rows where the value is defined."""
+    value = pd.to_numeric(ok[column], errors="coerce")
+    w = pd.to_numeric(ok[weight], errors="coerce").where(value.notna(), 0.0).fillna(0.0)
+    total = (value.fillna(0.0) * w).groupby(ok["label"]).sum()
+    return total / w.groupby(ok["label"]).sum().replace(0.0, float("nan"))
 
 
 def not_computed_reasons(collection: Collection) -> dict[str, str]:

@@ -1,0 +1,28 @@
+"""Metric-model weight files: where each lives, whether it is present, and fetching it.
+
+`python -m kvlock.weights status` lists every file; `python -m kvlock.weights fetch [NAMES|--all]`
+downloads through the library that owns the file's cache (huggingface_hub, torch.hub), verified.
+"""
+
+from kvlock.weights.catalog import CATALOG, FETCH_COMMAND, ModelFile, entry
+from kvlock.weights.store import (
+    ChecksumMismatch,
+    IncompleteDownload,
+    downloads_allowed,
+    ensure,
+    fetch,
+    local_path,
+)
+
+__all__ = [
+    "CATALOG",
+    "FETCH_COMMAND",
+    "ChecksumMismatch",
+    "IncompleteDownload",
+    "ModelFile",
+    "downloads_allowed",
+    "ensure",
+    "entry",
+    "fetch",
+    "local_path",
+]

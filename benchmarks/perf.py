@@ -29,9 +29,9 @@ import torch
 from omegaconf import OmegaConf
 
 from kvlock.backbones import build_backbone
+from kvlock.backbones.wan_forward import wan_forward
 from kvlock.data.sample import EditSample
 from kvlock.engine.editor import run_edit
-from kvlock.engine.forward import wan_forward
 from kvlock.engine.token_mask import token_mask
 from kvlock.methods import compose_method
 

@@ -13,6 +13,7 @@ from diffusers import WanTransformer3DModel
 from kvlock.backbones.codec import SpaceToDepthCodec, WanVAECodec
 from kvlock.backbones.geometry import LatentGeometry
 from kvlock.backbones.prediction import PREDICTIONS
+from kvlock.backbones.runtime import DTYPES, resolve_device
 from kvlock.backbones.text import (
     ByteTokenizer,
     FileFreeTokenizer,
@@ -20,20 +21,10 @@ from kvlock.backbones.text import (
     PromptEncoder,
     WordTokenizer,
 )
-from kvlock.engine.forward import wan_forward
+from kvlock.backbones.wan_attention import install_kv_control, remove_kv_control
+from kvlock.backbones.wan_forward import wan_forward
 
 log = logging.getLogger(__name__)
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks cuda when present; asking for cuda without one is a clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"model.device={name} but no CUDA device is available (use model.device=cpu)")
-    return torch.device(name)
 
 
 @dataclass
@@ -82,11 +73,20 @@ class WanBackbone:
         return self.prompt_encoder(prompts).to(self.device, self.dtype)
 
     @torch.no_grad()
-    def velocity(self, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """Transformer forward over all tokens (`wan_forward`, which also turns a `sample` prediction
-        into a velocity). latents (B, C, F, h, w), t (B,) in [0, 1] -> velocity (B, C, F, h, w) float32."""
-        return wan_forward(self.transformer, latents, t, context, prediction=self.prediction)
+    def velocity(self, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
+                 token_index: torch.Tensor | None = None) -> torch.Tensor:
+        """Transformer forward (`wan_forward`, which also turns a `sample` prediction into a
+        velocity) over all video tokens or only `token_index` (fg-only; others get velocity 0).
+        latents (B, C, F, h, w), t (B,) in [0, 1], context (B, L, D) -> (B, C, F, h, w) float32."""
+        return wan_forward(self.transformer, latents, t, context, token_index, self.prediction)
 
+    def install_kv_control(self, controller) -> None:
+        """Route every self-attention's post-RoPE K/V (all tokens are video tokens) through
+        `controller(layer, q, k, v) -> (k, v, attn_mask)`."""
+        install_kv_control(self.transformer, controller)
+
+    def remove_kv_control(self) -> None:
+        remove_kv_control(self.transformer)
 
 def tiny_transformer_config(cfg: dict, in_channels: int, text_dim: int) -> dict:
     return {

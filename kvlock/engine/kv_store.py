@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kvlock.backbones.wan import DTYPES
+from kvlock.backbones.runtime import DTYPES
 
 
 class KVStore:

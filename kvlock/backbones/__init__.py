@@ -13,11 +13,18 @@ def build_backbone(cfg):
     """Build the backbone a `conf/model/*.yaml` describes (`kind` selects the builder)."""
     from omegaconf import DictConfig, OmegaConf
 
+    from kvlock.backbones.cogvideox import build_cogvideox_tiny
+    from kvlock.backbones.hunyuan import build_hunyuan_tiny
     from kvlock.backbones.wan import build_wan_tiny, load_wan_pretrained
 
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
-    builders = {"wan_tiny": build_wan_tiny, "wan_pretrained": load_wan_pretrained}
+    builders = {
+        "wan_tiny": build_wan_tiny,
+        "wan_pretrained": load_wan_pretrained,
+        "cogvideox_tiny": build_cogvideox_tiny,
+        "hunyuan_tiny": build_hunyuan_tiny,
+    }
     kind = cfg.get("kind")
     if kind not in builders:
         raise ValueError(f"Unknown model kind '{kind}'. Available: {', '.join(sorted(builders))}")

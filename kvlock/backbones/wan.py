@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from diffusers import WanTransformer3DModel
 
+from kvlock.backbones.base import VideoBackbone
 from kvlock.backbones.codec import SpaceToDepthCodec, WanVAECodec
-from kvlock.backbones.geometry import LatentGeometry
 from kvlock.backbones.prediction import PREDICTIONS
 from kvlock.backbones.runtime import DTYPES, resolve_device
 from kvlock.backbones.text import (
@@ -28,27 +27,12 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class WanBackbone:
-    """A Wan transformer with a codec and a prompt encoder (the adapter the engine talks to)."""
-
-    name: str
-    transformer: WanTransformer3DModel
-    codec: SpaceToDepthCodec | WanVAECodec
-    prompt_encoder: PromptEncoder
-    device: torch.device
-    dtype: torch.dtype
-    negative_prompt: str = ""
-    prediction: str = "velocity"  # what the transformer outputs: "velocity" (Wan) or "sample" (x̂0)
-    info: dict = field(default_factory=dict)
+class WanBackbone(VideoBackbone):
+    """A Wan transformer with a codec and a prompt encoder; self-attention sees video tokens only."""
 
     @property
-    def geometry(self) -> LatentGeometry:
-        return LatentGeometry(
-            temporal_factor=self.codec.temporal_factor,
-            spatial_factor=self.codec.spatial_factor,
-            patch_size=tuple(self.transformer.config.patch_size),
-            latent_channels=self.codec.latent_channels,
-        )
+    def patch_size(self) -> tuple[int, int, int]:
+        return tuple(self.transformer.config.patch_size)
 
     @property
     def num_layers(self) -> int:
@@ -58,19 +42,6 @@ class WanBackbone:
     def inner_dim(self) -> int:
         cfg = self.transformer.config
         return cfg.num_attention_heads * cfg.attention_head_dim
-
-    def encode_video(self, frames: np.ndarray) -> torch.Tensor:
-        """(T, H, W, 3) uint8 -> (1, C, F, h, w) float32 latents on the device."""
-        self.geometry.latent_shape(*frames.shape[:3])  # clear error on invalid sizes
-        return self.codec.encode(frames).to(self.device, torch.float32)
-
-    def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
-        """(1, C, F, h, w) -> (T, H, W, 3) uint8."""
-        return self.codec.decode(latents)
-
-    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
-        """-> (B, L, D) prompt embeddings in the transformer's dtype."""
-        return self.prompt_encoder(prompts).to(self.device, self.dtype)
 
     @torch.no_grad()
     def velocity(self, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor,

@@ -15,6 +15,7 @@ def build_backbone(cfg):
 
     from kvlock.backbones.cogvideox import build_cogvideox_tiny
     from kvlock.backbones.hunyuan import build_hunyuan_tiny
+    from kvlock.backbones.vace import build_wan_vace_tiny, load_wan_vace_pretrained
     from kvlock.backbones.wan import build_wan_tiny, load_wan_pretrained
 
     if isinstance(cfg, DictConfig):
@@ -24,6 +25,8 @@ def build_backbone(cfg):
         "wan_pretrained": load_wan_pretrained,
         "cogvideox_tiny": build_cogvideox_tiny,
         "hunyuan_tiny": build_hunyuan_tiny,
+        "wan_vace_tiny": build_wan_vace_tiny,
+        "wan_vace_pretrained": load_wan_vace_pretrained,
     }
     kind = cfg.get("kind")
     if kind not in builders:

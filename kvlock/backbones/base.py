@@ -2,7 +2,8 @@
 
 A backbone turns frames into latents and back (`encode_video` / `decode_latents`, (T, H, W, 3)
 uint8 <-> (1, C, F, h, w) float32), prompts into the transformer's text conditioning
-(`encode_prompt`), says how latents are cut into video tokens (`geometry`, tokens flattened in
+(`encode_prompt`) and, where the model takes more than a prompt, the edit itself
+(`condition_on`), says how latents are cut into video tokens (`geometry`, tokens flattened in
 (frame, row, column) order) and runs its transformer as a flow-matching velocity predictor
 (`velocity`, x_t = (1 − t)·z0 + t·ε, v = ε − z0), optionally over a subset of video tokens.
 `install_kv_control(controller)` routes the post-RoPE q, k, v of the video tokens of every
@@ -62,6 +63,9 @@ class VideoBackbone:
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
         """-> (B, L, D) prompt embeddings in the transformer's dtype."""
         return self.prompt_encoder(prompts).to(self.device, self.dtype)
+
+    def condition_on(self, sample) -> None:
+        """Per-edit conditioning beyond the prompt (VACE's masked source video); none here."""
 
     def velocity(self, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
                  token_index: torch.Tensor | None = None) -> torch.Tensor:

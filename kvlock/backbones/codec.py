@@ -38,7 +38,10 @@ class SpaceToDepthCodec(torch.nn.Module):
 
     def encode(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(T, H, W, 3) uint8 -> (1, C, F, H/s, W/s) float32 in [-1, 1]."""
-        x = frames_to_unit(frames)
+        return self.encode_unit(frames_to_unit(frames))
+
+    def encode_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """(3, T, H, W) float in [-1, 1] -> (1, C, F, H/s, W/s) float32."""
         tf, s = self.temporal_factor, self.spatial_factor
         first = x[:, :1].expand(-1, tf, -1, -1)
         x = torch.cat([first, x[:, 1:]], dim=1)  # (3, tf·F, H, W)
@@ -75,7 +78,12 @@ class WanVAECodec(torch.nn.Module):
     @torch.no_grad()
     def encode(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(T, H, W, 3) uint8 -> (1, z, F, h, w) normalised latents (posterior mode)."""
-        x = frames_to_unit(frames)[None].to(self.vae.device, self.vae.dtype)
+        return self.encode_unit(frames_to_unit(frames))
+
+    @torch.no_grad()
+    def encode_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """(3, T, H, W) float in [-1, 1] -> (1, z, F, h, w) normalised latents (posterior mode)."""
+        x = x[None].to(self.vae.device, self.vae.dtype)
         mu = self.vae.encode(x).latent_dist.mode()
         return (mu.float() - self.mean) / self.std
 

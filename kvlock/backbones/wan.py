@@ -171,8 +171,10 @@ def load_weights(path: Path, allow_missing: bool = False, **modules: torch.nn.Mo
     return missing
 
 
-def load_wan_pretrained(cfg: dict) -> WanBackbone:
-    """Real checkpoints (hub id or local diffusers folder) through `from_pretrained`, revision pinnable."""
+def load_wan_pretrained(cfg: dict, transformer_class=WanTransformer3DModel,
+                        backbone_class=WanBackbone) -> WanBackbone:
+    """Real checkpoints (hub id or local diffusers folder) through `from_pretrained`, revision
+    pinnable. `transformer_class`/`backbone_class`: a Wan variant (VACE) with the same parts."""
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
     from transformers import AutoTokenizer, UMT5EncoderModel
 
@@ -181,7 +183,7 @@ def load_wan_pretrained(cfg: dict) -> WanBackbone:
     vae_dtype = DTYPES[cfg.get("vae_dtype", "float32")]
     common = {"revision": revision, "local_files_only": bool(cfg.get("local_files_only", False))}
     try:
-        transformer = WanTransformer3DModel.from_pretrained(
+        transformer = transformer_class.from_pretrained(
             path, subfolder="transformer", torch_dtype=dtype, **common
         )
         vae = AutoencoderKLWan.from_pretrained(path, subfolder="vae", torch_dtype=vae_dtype, **common)
@@ -194,7 +196,7 @@ def load_wan_pretrained(cfg: dict) -> WanBackbone:
         first_line = str(err).strip().splitlines()[0]
         raise RuntimeError(f"cannot load Wan checkpoint '{path}' (revision {revision}): {first_line}") from err
     log.info("loaded %s; scheduler config: %s", path, dict(scheduler.config))
-    return WanBackbone(
+    return backbone_class(
         name=cfg["name"],
         transformer=transformer.to(device).eval(),
         codec=WanVAECodec(vae.to(device).eval()).to(device),

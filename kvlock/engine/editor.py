@@ -313,6 +313,7 @@ class Editor:
 def run_edit(backbone, sample: EditSample, config: EditConfig, seed: int, source_cache=None,
              callback: Callable[[dict], None] | None = None) -> EditOutput:
     """Edit one sample with one method configuration (the engine's single entry point)."""
+    backbone.condition_on(sample)
     editor = Editor(backbone, sample, config, seed, source_cache, callback)
     backbone.install_kv_control(editor.controller)
     try:

@@ -116,3 +116,77 @@ def test_every_method_runs_on_every_joint_backbone(name, joint_backbone, random_
     assert out.frames.shape == random_clip.frames.shape
     assert len(out.trace) == 2 and out.trace[-1]["nfe"] == out.nfe > 0
     assert np.isfinite(out.latents.cpu().numpy()).all()
+
+
+def save_tiny_cogvideox_pipeline(path):
+    """A tiny CogVideoXPipeline (real classes, seeded random weights; CogVideoX-2b's layout:
+    sin-cos positions, v-prediction on a zero-terminal-SNR DDPM schedule) saved the diffusers way."""
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXPipeline,
+        CogVideoXTransformer3DModel,
+    )
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+
+    torch.manual_seed(0)
+    words = ["<pad>", "</s>", "<unk>", "a", "red", "blue", "square", "circle"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
+                                        unk_token="<unk>")
+    text_encoder = T5EncoderModel(T5Config(vocab_size=len(words), d_model=16, d_kv=8, d_ff=32, num_layers=1,
+                                           num_heads=2, relative_attention_num_buckets=8)).eval()
+    vae = AutoencoderKLCogVideoX(block_out_channels=(8, 8, 8, 8), latent_channels=4, layers_per_block=1,
+                                 norm_num_groups=2, temporal_compression_ratio=4)
+    transformer = CogVideoXTransformer3DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4,
+                                              out_channels=4, time_embed_dim=8, text_embed_dim=16, num_layers=1,
+                                              sample_width=4, sample_height=4, sample_frames=9, patch_size=2,
+                                              max_text_seq_length=8)
+    scheduler = CogVideoXDDIMScheduler(prediction_type="v_prediction", rescale_betas_zero_snr=True,
+                                       timestep_spacing="trailing", snr_shift_scale=3.0)
+    pipe = CogVideoXPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                             scheduler=scheduler)
+    pipe.save_pretrained(path)
+    return pipe
+
+
+def test_saved_cogvideox_pipeline_loads_through_the_config_and_bridges_v_prediction(tmp_path):
+    from omegaconf import OmegaConf
+
+    from kvlock.backbones import build_backbone
+    from kvlock.backbones.cogvideox import CogVideoXBackbone
+
+    pipe = save_tiny_cogvideox_pipeline(tmp_path / "cog-tiny")
+    cfg = OmegaConf.load(REPO / "conf" / "model" / "cogvideox_2b.yaml")
+    cfg.update({"path": str(tmp_path / "cog-tiny"), "device": "cpu", "dtype": "float32",
+                "max_sequence_length": 8, "local_files_only": True})
+    backbone = build_backbone(cfg)
+    assert isinstance(backbone, CogVideoXBackbone) and backbone.bridge is not None
+    assert backbone.geometry.frame_rules.size_multiple == 16
+
+    frames = np.random.default_rng(0).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
+    z = backbone.encode_video(frames)
+    x = torch.as_tensor(frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        mu = pipe.vae.encode(x).latent_dist.mode()
+    torch.testing.assert_close(z, mu * pipe.vae.config.scaling_factor, atol=1e-5, rtol=1e-5)
+    ctx = backbone.encode_prompt(["a red square"])
+    ref_ctx = pipe.encode_prompt("a red square", do_classifier_free_guidance=False, max_sequence_length=8)[0]
+    torch.testing.assert_close(ctx, ref_ctx, atol=1e-5, rtol=1e-5)
+
+    # At the flow time t whose noise level is DDPM step 600 exactly, the velocity must give back the
+    # scheduler's own v-prediction estimates: ẑ0 = a·x_τ − σ·v̂ and ε̂ = σ·x_τ + a·v̂.
+    acp = pipe.scheduler.alphas_cumprod[600].double()
+    a, sigma = acp.sqrt(), (1 - acp).sqrt()
+    t = float(sigma / (a + sigma))
+    x_t = torch.randn(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    x_tau = x_t / ((1 - t) ** 2 + t**2) ** 0.5
+    with torch.no_grad():
+        v_hat = pipe.transformer(x_tau.permute(0, 2, 1, 3, 4), encoder_hidden_states=ref_ctx,
+                                 timestep=torch.tensor([600]), return_dict=False)[0].permute(0, 2, 1, 3, 4)
+    v = backbone.velocity(x_t, torch.tensor([t]), ctx)
+    torch.testing.assert_close(x_t - t * v, float(a) * x_tau - float(sigma) * v_hat, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(x_t + (1 - t) * v, float(sigma) * x_tau + float(a) * v_hat, atol=1e-4, rtol=1e-4)
+    assert backbone.decode_latents(z).shape == frames.shape

@@ -13,7 +13,7 @@ def build_backbone(cfg):
     """Build the backbone a `conf/model/*.yaml` describes (`kind` selects the builder)."""
     from omegaconf import DictConfig, OmegaConf
 
-    from kvlock.backbones.cogvideox import build_cogvideox_tiny
+    from kvlock.backbones.cogvideox import build_cogvideox_tiny, load_cogvideox_pretrained
     from kvlock.backbones.hunyuan import build_hunyuan_tiny
     from kvlock.backbones.vace import build_wan_vace_tiny, load_wan_vace_pretrained
     from kvlock.backbones.wan import build_wan_tiny, load_wan_pretrained
@@ -24,6 +24,7 @@ def build_backbone(cfg):
         "wan_tiny": build_wan_tiny,
         "wan_pretrained": load_wan_pretrained,
         "cogvideox_tiny": build_cogvideox_tiny,
+        "cogvideox_pretrained": load_cogvideox_pretrained,
         "hunyuan_tiny": build_hunyuan_tiny,
         "wan_vace_tiny": build_wan_vace_tiny,
         "wan_vace_pretrained": load_wan_vace_pretrained,

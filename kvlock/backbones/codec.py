@@ -93,3 +93,36 @@ class WanVAECodec(torch.nn.Module):
         z = latents.float() * self.std + self.mean
         x = self.vae.decode(z.to(self.vae.device, self.vae.dtype)).sample
         return unit_to_frames(x[0])
+
+
+class CogVideoXVAECodec(torch.nn.Module):
+    """The real CogVideoX VAE (`AutoencoderKLCogVideoX`) with its scaling factor both ways, as
+    `CogVideoXVideoToVideoPipeline` uses it (posterior mode instead of a sample: deterministic)."""
+
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae
+        self.scaling_factor = float(vae.config.scaling_factor)
+        self.temporal_factor = int(vae.config.temporal_compression_ratio)
+        self.spatial_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.config.latent_channels)
+
+    @torch.no_grad()
+    def encode(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(T, H, W, 3) uint8 -> (1, C, F, h, w) scaled latents."""
+        return self.encode_unit(frames_to_unit(frames))
+
+    @torch.no_grad()
+    def encode_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """(3, T, H, W) float in [-1, 1] -> (1, C, F, h, w) scaled latents."""
+        mu = self.vae.encode(x[None].to(self.vae.device, self.vae.dtype)).latent_dist.mode()
+        return mu.float() * self.scaling_factor
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """(1, C, F, h, w) scaled latents -> (T, H, W, 3) uint8."""
+        z = latents.float() / self.scaling_factor
+        return unit_to_frames(self.vae.decode(z.to(self.vae.device, self.vae.dtype)).sample[0])

@@ -23,12 +23,12 @@ def cogvideox_rope(transformer, frames: int, rows: int, cols: int, device) -> tu
 
 
 @torch.no_grad()
-def cogvideox_forward(transformer, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
+def cogvideox_forward(transformer, latents: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
                       token_index: torch.Tensor | None = None) -> torch.Tensor:
     """Output of a CogVideoXTransformer3DModel for all video tokens or only `token_index`.
 
-    latents (B, C, F, h, w) (the engine's layout; CogVideoX's own is (B, F, C, h, w)); t (B,) in
-    [0, 1], fed as t·1000; context (B, L, D). -> (B, C, F, h, w) float32, 0 outside `token_index`.
+    latents (B, C, F, h, w) (the engine's layout; CogVideoX's own is (B, F, C, h, w)); timestep
+    (B,) the model's own time (0 … 1000); context (B, L, D). -> (B, C, F, h, w) float32, 0 outside `token_index`.
     """
     cfg = transformer.config
     if cfg.patch_size_t is not None:
@@ -38,7 +38,7 @@ def cogvideox_forward(transformer, latents: torch.Tensor, t: torch.Tensor, conte
     p = cfg.patch_size
     x = latents.to(dtype).permute(0, 2, 1, 3, 4)  # (B, F, C, h, w)
 
-    emb = transformer.time_embedding(transformer.time_proj(t.to(latents.device) * 1000.0).to(dtype))
+    emb = transformer.time_embedding(transformer.time_proj(timestep.to(latents.device)).to(dtype))
     joint = transformer.patch_embed(context.to(dtype), x)  # (B, L + N, D)
     n_text = context.shape[1]
     text, video = joint[:, :n_text], joint[:, n_text:]

@@ -106,7 +106,7 @@ def plain_forward_seconds(backbone, sample: EditSample, repeats: int) -> float:
     z = backbone.encode_video(sample.frames)
     ctx = backbone.encode_prompt([sample.target_prompt])
     t = torch.tensor([0.5])
-    return median_seconds(lambda: wan_forward(backbone.transformer, z, t, ctx), repeats * 3)
+    return median_seconds(lambda: backbone.velocity(z, t, ctx), repeats * 3)
 
 
 def measure_overhead(backbone, sizes: Sizes, methods: list[str]) -> tuple[dict, float]:

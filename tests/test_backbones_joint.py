@@ -190,3 +190,14 @@ def test_saved_cogvideox_pipeline_loads_through_the_config_and_bridges_v_predict
     torch.testing.assert_close(x_t - t * v, float(a) * x_tau - float(sigma) * v_hat, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(x_t + (1 - t) * v, float(sigma) * x_tau + float(a) * v_hat, atol=1e-4, rtol=1e-4)
     assert backbone.decode_latents(z).shape == frames.shape
+
+
+def test_memory_estimate_reads_the_backbone_interface(joint_backbone):
+    from kvlock.engine.memory import estimate_edit
+
+    cfg = compose_method("hard_lock", steps=4)
+    small = estimate_edit(joint_backbone, cfg, 9, 32, 32)
+    large = estimate_edit(joint_backbone, cfg, 17, 64, 64)
+    tokens = joint_backbone.geometry.num_tokens(9, 32, 32)
+    expected_kv = 4 * joint_backbone.num_layers * 2 * int(tokens * 0.75) * joint_backbone.inner_dim * 4 * 2
+    assert small.kv_store == expected_kv and large.kv_store > small.kv_store

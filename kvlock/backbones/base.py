@@ -26,7 +26,7 @@ from kvlock.backbones.text import PromptEncoder
 @dataclass
 class VideoBackbone:
     """A transformer with a codec and a prompt encoder. Subclasses give `patch_size`,
-    `num_layers`, `inner_dim`, `velocity` and the K/V control hooks."""
+    `num_layers`, `inner_dim`, `ffn_dim`, `velocity` and the K/V control hooks."""
 
     name: str
     transformer: torch.nn.Module
@@ -40,6 +40,11 @@ class VideoBackbone:
 
     @property
     def patch_size(self) -> tuple[int, int, int]:
+        raise NotImplementedError
+
+    @property
+    def ffn_dim(self) -> int:
+        """Hidden width of the blocks' feed-forward (the memory estimate's activations)."""
         raise NotImplementedError
 
     @property

@@ -37,6 +37,10 @@ class CogVideoXBackbone(VideoBackbone):
         cfg = self.transformer.config
         return cfg.num_attention_heads * cfg.attention_head_dim
 
+    @property
+    def ffn_dim(self) -> int:
+        return 4 * self.inner_dim  # diffusers' FeedForward default (CogVideoXBlock sets no ff_inner_dim)
+
     bridge: DDPMBridge | None = None  # published checkpoints: DDPM v-prediction
 
     def velocity(self, latents, t, context, token_index=None):

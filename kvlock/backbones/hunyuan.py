@@ -43,6 +43,10 @@ class HunyuanBackbone(VideoBackbone):
         cfg = self.transformer.config
         return cfg.num_attention_heads * cfg.attention_head_dim
 
+    @property
+    def ffn_dim(self) -> int:
+        return int(self.inner_dim * self.transformer.config.mlp_ratio)
+
     def velocity(self, latents, t, context, token_index=None):
         """`hunyuan_forward` (flow matching: its output is the velocity); the pooled projection
         is the mean prompt token."""

@@ -43,6 +43,10 @@ class WanBackbone(VideoBackbone):
         cfg = self.transformer.config
         return cfg.num_attention_heads * cfg.attention_head_dim
 
+    @property
+    def ffn_dim(self) -> int:
+        return self.transformer.config.ffn_dim
+
     @torch.no_grad()
     def velocity(self, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
                  token_index: torch.Tensor | None = None) -> torch.Tensor:

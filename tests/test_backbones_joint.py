@@ -201,3 +201,104 @@ def test_memory_estimate_reads_the_backbone_interface(joint_backbone):
     tokens = joint_backbone.geometry.num_tokens(9, 32, 32)
     expected_kv = 4 * joint_backbone.num_layers * 2 * int(tokens * 0.75) * joint_backbone.inner_dim * 4 * 2
     assert small.kv_store == expected_kv and large.kv_store > small.kv_store
+
+
+def test_the_engine_imports_no_backbone_specific_module():
+    import ast
+
+    allowed = {"kvlock.backbones.geometry", "kvlock.backbones.runtime"}
+    for path in sorted((REPO / "kvlock" / "engine").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                if name and name.startswith("kvlock.backbones"):
+                    assert name in allowed, f"{path.name} imports {name}"
+
+
+def save_tiny_hunyuan_pipeline(path):
+    """A tiny HunyuanVideoPipeline (real classes, seeded random weights, guidance-distilled like
+    the published model) saved the diffusers way."""
+    from diffusers import (
+        AutoencoderKLHunyuanVideo,
+        FlowMatchEulerDiscreteScheduler,
+        HunyuanVideoPipeline,
+        HunyuanVideoTransformer3DModel,
+    )
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        LlamaConfig,
+        LlamaModel,
+        PreTrainedTokenizerFast,
+    )
+
+    torch.manual_seed(0)
+    words = ["<pad>", "</s>", "<unk>", "a", "red", "blue", "square", "circle"]
+
+    def tokenizer():
+        tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+    llama = LlamaModel(LlamaConfig(vocab_size=len(words), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=2, num_key_value_heads=2, pad_token_id=0)).eval()
+    clip = CLIPTextModel(CLIPTextConfig(vocab_size=len(words), hidden_size=8, intermediate_size=16,
+                                        num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=77,
+                                        eos_token_id=1, pad_token_id=0, bos_token_id=0)).eval()
+    vae = AutoencoderKLHunyuanVideo(latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
+                                    norm_num_groups=4, spatial_compression_ratio=8, temporal_compression_ratio=4)
+    transformer = HunyuanVideoTransformer3DModel(in_channels=4, out_channels=4, num_attention_heads=2,
+                                                 attention_head_dim=8, num_layers=1, num_single_layers=1,
+                                                 num_refiner_layers=1, patch_size=2, patch_size_t=1,
+                                                 text_embed_dim=32, pooled_projection_dim=8, rope_axes_dim=(2, 2, 4),
+                                                 guidance_embeds=True)
+    pipe = HunyuanVideoPipeline(text_encoder=llama, tokenizer=tokenizer(), transformer=transformer, vae=vae,
+                                scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0), text_encoder_2=clip,
+                                tokenizer_2=tokenizer())
+    pipe.save_pretrained(path)
+    return pipe
+
+
+def test_saved_hunyuan_pipeline_loads_through_the_config_and_forwards_as_diffusers(tmp_path):
+    from omegaconf import OmegaConf
+
+    from kvlock.backbones import build_backbone
+    from kvlock.backbones.hunyuan import HunyuanBackbone
+
+    pipe = save_tiny_hunyuan_pipeline(tmp_path / "hy-tiny")
+    template = {"template": "{}", "crop_start": 0}
+    cfg = OmegaConf.load(REPO / "conf" / "model" / "hunyuan_video.yaml")
+    cfg.update({"path": str(tmp_path / "hy-tiny"), "device": "cpu", "dtype": "float32", "max_sequence_length": 8,
+                "local_files_only": True, "prompt_template": template})
+    backbone = build_backbone(cfg)
+    assert isinstance(backbone, HunyuanBackbone) and backbone.embedded_guidance == 6.0
+
+    frames = np.random.default_rng(0).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
+    z = backbone.encode_video(frames)
+    x = torch.as_tensor(frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        mu = pipe.vae.encode(x).latent_dist.mode()
+    torch.testing.assert_close(z, mu * pipe.vae.config.scaling_factor, atol=1e-5, rtol=1e-5)
+
+    prompts = ["a red square", "a blue circle a red square"]  # different lengths: padding is masked
+    ctx = backbone.encode_prompt(prompts)
+    embeds, pooled, mask = pipe.encode_prompt(prompts, prompt_template=template, max_sequence_length=8)
+    assert not mask.bool().all()
+    t = torch.tensor([0.4, 0.9])
+    zz = torch.cat([z, -z])
+    with torch.no_grad():
+        reference = pipe.transformer(zz, timestep=t * 1000, encoder_hidden_states=embeds, encoder_attention_mask=mask,
+                                     pooled_projections=pooled, guidance=torch.full((2,), 6000.0),
+                                     return_dict=False)[0]
+    torch.testing.assert_close(backbone.velocity(zz, t, ctx), reference, atol=1e-5, rtol=1e-5)
+    fg = torch.zeros(backbone.geometry.num_tokens(9, 32, 32), dtype=torch.bool)
+    fg[:2] = True
+    controller = RecordingController(fg)
+    backbone.install_kv_control(controller)
+    try:
+        torch.testing.assert_close(backbone.velocity(zz, t, ctx), reference, atol=1e-5, rtol=1e-5)
+    finally:
+        backbone.remove_kv_control()
+    assert backbone.decode_latents(z).shape == frames.shape

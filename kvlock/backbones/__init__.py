@@ -14,7 +14,7 @@ def build_backbone(cfg):
     from omegaconf import DictConfig, OmegaConf
 
     from kvlock.backbones.cogvideox import build_cogvideox_tiny, load_cogvideox_pretrained
-    from kvlock.backbones.hunyuan import build_hunyuan_tiny
+    from kvlock.backbones.hunyuan import build_hunyuan_tiny, load_hunyuan_pretrained
     from kvlock.backbones.vace import build_wan_vace_tiny, load_wan_vace_pretrained
     from kvlock.backbones.wan import build_wan_tiny, load_wan_pretrained
 
@@ -26,6 +26,7 @@ def build_backbone(cfg):
         "cogvideox_tiny": build_cogvideox_tiny,
         "cogvideox_pretrained": load_cogvideox_pretrained,
         "hunyuan_tiny": build_hunyuan_tiny,
+        "hunyuan_pretrained": load_hunyuan_pretrained,
         "wan_vace_tiny": build_wan_vace_tiny,
         "wan_vace_pretrained": load_wan_vace_pretrained,
     }

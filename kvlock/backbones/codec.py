@@ -95,16 +95,17 @@ class WanVAECodec(torch.nn.Module):
         return unit_to_frames(x[0])
 
 
-class CogVideoXVAECodec(torch.nn.Module):
-    """The real CogVideoX VAE (`AutoencoderKLCogVideoX`) with its scaling factor both ways, as
-    `CogVideoXVideoToVideoPipeline` uses it (posterior mode instead of a sample: deterministic)."""
+class ScaledVAECodec(torch.nn.Module):
+    """A real video VAE normalised by one scaling factor both ways (CogVideoX's
+    `AutoencoderKLCogVideoX`, HunyuanVideo's `AutoencoderKLHunyuanVideo`), as their pipelines use
+    it (posterior mode instead of a sample: deterministic)."""
 
-    def __init__(self, vae):
+    def __init__(self, vae, temporal_factor: int, spatial_factor: int):
         super().__init__()
         self.vae = vae
         self.scaling_factor = float(vae.config.scaling_factor)
-        self.temporal_factor = int(vae.config.temporal_compression_ratio)
-        self.spatial_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.temporal_factor = int(temporal_factor)
+        self.spatial_factor = int(spatial_factor)
 
     @property
     def latent_channels(self) -> int:

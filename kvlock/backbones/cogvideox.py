@@ -10,7 +10,7 @@ import torch
 from diffusers import CogVideoXTransformer3DModel
 
 from kvlock.backbones.base import VideoBackbone
-from kvlock.backbones.codec import CogVideoXVAECodec, SpaceToDepthCodec
+from kvlock.backbones.codec import ScaledVAECodec, SpaceToDepthCodec
 from kvlock.backbones.cogvideox_attention import install_kv_control, remove_kv_control
 from kvlock.backbones.cogvideox_forward import cogvideox_forward
 from kvlock.backbones.ddpm_bridge import DDPMBridge
@@ -138,7 +138,8 @@ def load_cogvideox_pretrained(cfg: dict) -> CogVideoXBackbone:
     return CogVideoXBackbone(
         name=cfg["name"],
         transformer=transformer.to(device).eval(),
-        codec=CogVideoXVAECodec(vae.to(device).eval()),
+        codec=ScaledVAECodec(vae.to(device).eval(), vae.config.temporal_compression_ratio,
+                             2 ** (len(vae.config.block_out_channels) - 1)),
         prompt_encoder=PromptEncoder(HFTokenizer(tokenizer), text_encoder.to(device).eval(),
                                      int(cfg.get("max_sequence_length", 226)), masked=False),
         device=device,

@@ -13,11 +13,12 @@ import torch
 @torch.no_grad()
 def hunyuan_forward(transformer, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
                     pooled: torch.Tensor, token_index: torch.Tensor | None = None,
-                    guidance: float | None = None) -> torch.Tensor:
+                    guidance: float | None = None, text_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Output of a HunyuanVideoTransformer3DModel for all video tokens or only `token_index`.
 
-    latents (B, C, F, h, w); t (B,) in [0, 1], fed as t·1000; context (B, L, D) text tokens (all
-    attended); pooled (B, P) pooled prompt projection; guidance: the embedded guidance scale of
+    latents (B, C, F, h, w); t (B,) in [0, 1], fed as t·1000; context (B, L, D) text tokens;
+    text_mask (B, L) 1 = real token, 0 = padding hidden from every query (None: all real);
+    pooled (B, P) pooled prompt projection; guidance: the embedded guidance scale of
     guidance-distilled checkpoints (fed ·1000 as the pipeline does). -> (B, C, F, h, w) float32.
     """
     cfg = transformer.config
@@ -36,14 +37,19 @@ def hunyuan_forward(transformer, latents: torch.Tensor, t: torch.Tensor, context
     rope = transformer.rope(x)  # (cos, sin), each (N, head_dim)
     temb, token_replace = transformer.time_text_embed(timestep, pooled.to(dtype), guidance_in)
     video = transformer.x_embedder(x)  # (B, N, D)
-    text_mask = torch.ones(context.shape[:2], device=latents.device, dtype=torch.long)
+    attention_mask = None
+    if text_mask is None:
+        text_mask = torch.ones(context.shape[:2], device=latents.device, dtype=torch.long)
     text = transformer.context_embedder(context.to(dtype), timestep, text_mask)
     if token_index is not None:
         video = video[:, token_index]
         rope = (rope[0][token_index], rope[1][token_index])
+    if not bool(text_mask.bool().all()):  # [video; text] key mask, as the stock forward builds it
+        video_keys = torch.ones(b, video.shape[1], device=latents.device, dtype=torch.bool)
+        attention_mask = torch.cat([video_keys, text_mask.bool()], dim=1)[:, None, None, :]
     first_frame_tokens = grid[1] * grid[2]
     for block in [*transformer.transformer_blocks, *transformer.single_transformer_blocks]:
-        video, text = block(video, text, temb, None, rope, token_replace, first_frame_tokens)
+        video, text = block(video, text, temb, attention_mask, rope, token_replace, first_frame_tokens)
     video = transformer.norm_out(video, temb)
     video = transformer.proj_out(video).float()  # (B, n, C·pt·p·p)
     if token_index is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+from tqdm import tqdm
 
 from benchmarks.perf import Sizes, measure_fg_only, measure_overhead
 from kvlock.backbones import build_backbone
@@ -23,7 +24,7 @@ MODELS = ["wan_tiny", "cogvideox_tiny", "hunyuan_tiny"]
 
 def measure(models: list[str], sizes: Sizes, methods: list[str]) -> dict:
     results = {}
-    for model in models:
+    for model in tqdm(models, desc="backbones", unit="model"):
         backbone = build_backbone(OmegaConf.load(REPO / "conf" / "model" / f"{model}.yaml"))
         ratios, forward_s = measure_overhead(backbone, sizes, methods)
         results[model] = {"forward_s": forward_s, "overhead": ratios, "fg_only": measure_fg_only(backbone, sizes)}

@@ -32,9 +32,9 @@ import torch
 from omegaconf import OmegaConf
 
 from kvlock.backbones import build_backbone
+from kvlock.backbones.wan_forward import wan_forward
 from kvlock.data.sample import EditSample
 from kvlock.engine.editor import run_edit
-from kvlock.engine.forward import wan_forward
 from kvlock.engine.token_mask import token_mask
 from kvlock.methods import compose_method
 
@@ -137,7 +137,7 @@ def measure_overhead(backbone, sizes: Sizes, methods: list[str]) -> tuple[dict, 
     z = backbone.encode_video(sample.frames)
     ctx = backbone.encode_prompt([sample.target_prompt])
     t = torch.tensor([0.5])
-    fns = {"plain": lambda: wan_forward(backbone.transformer, z, t, ctx)}
+    fns = {"plain": lambda: backbone.velocity(z, t, ctx)}
     nfe = {}
     for name in methods:
         cfg = compose_method(name, steps=sizes.steps)

@@ -11,10 +11,10 @@ import torch
 
 from kvlock.backbones.geometry import LatentGeometry
 from kvlock.backbones.prediction import T_MIN
+from kvlock.backbones.wan_forward import wan_forward
 from kvlock.engine.config import EditConfig
 from kvlock.engine.controller import KVController, Row
 from kvlock.engine.editor import NonFiniteError, run_edit
-from kvlock.engine.forward import wan_forward
 from kvlock.engine.kv_store import KVStore
 from kvlock.engine.timesteps import flow_timesteps
 from kvlock.engine.token_mask import token_mask, tokens_to_pixels

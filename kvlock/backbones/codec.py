@@ -38,7 +38,10 @@ class SpaceToDepthCodec(torch.nn.Module):
 
     def encode(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(T, H, W, 3) uint8 -> (1, C, F, H/s, W/s) float32 in [-1, 1]."""
-        x = frames_to_unit(frames)
+        return self.encode_unit(frames_to_unit(frames))
+
+    def encode_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """(3, T, H, W) float in [-1, 1] -> (1, C, F, H/s, W/s) float32."""
         tf, s = self.temporal_factor, self.spatial_factor
         first = x[:, :1].expand(-1, tf, -1, -1)
         x = torch.cat([first, x[:, 1:]], dim=1)  # (3, tf·F, H, W)
@@ -75,7 +78,12 @@ class WanVAECodec(torch.nn.Module):
     @torch.no_grad()
     def encode(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(T, H, W, 3) uint8 -> (1, z, F, h, w) normalised latents (posterior mode)."""
-        x = frames_to_unit(frames)[None].to(self.vae.device, self.vae.dtype)
+        return self.encode_unit(frames_to_unit(frames))
+
+    @torch.no_grad()
+    def encode_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """(3, T, H, W) float in [-1, 1] -> (1, z, F, h, w) normalised latents (posterior mode)."""
+        x = x[None].to(self.vae.device, self.vae.dtype)
         mu = self.vae.encode(x).latent_dist.mode()
         return (mu.float() - self.mean) / self.std
 
@@ -85,3 +93,37 @@ class WanVAECodec(torch.nn.Module):
         z = latents.float() * self.std + self.mean
         x = self.vae.decode(z.to(self.vae.device, self.vae.dtype)).sample
         return unit_to_frames(x[0])
+
+
+class ScaledVAECodec(torch.nn.Module):
+    """A real video VAE normalised by one scaling factor both ways (CogVideoX's
+    `AutoencoderKLCogVideoX`, HunyuanVideo's `AutoencoderKLHunyuanVideo`), as their pipelines use
+    it (posterior mode instead of a sample: deterministic)."""
+
+    def __init__(self, vae, temporal_factor: int, spatial_factor: int):
+        super().__init__()
+        self.vae = vae
+        self.scaling_factor = float(vae.config.scaling_factor)
+        self.temporal_factor = int(temporal_factor)
+        self.spatial_factor = int(spatial_factor)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.config.latent_channels)
+
+    @torch.no_grad()
+    def encode(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(T, H, W, 3) uint8 -> (1, C, F, h, w) scaled latents."""
+        return self.encode_unit(frames_to_unit(frames))
+
+    @torch.no_grad()
+    def encode_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """(3, T, H, W) float in [-1, 1] -> (1, C, F, h, w) scaled latents."""
+        mu = self.vae.encode(x[None].to(self.vae.device, self.vae.dtype)).latent_dist.mode()
+        return mu.float() * self.scaling_factor
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """(1, C, F, h, w) scaled latents -> (T, H, W, 3) uint8."""
+        z = latents.float() / self.scaling_factor
+        return unit_to_frames(self.vae.decode(z.to(self.vae.device, self.vae.dtype)).sample[0])

@@ -74,15 +74,18 @@ class HFTokenizer:
 class PromptEncoder(torch.nn.Module):
     """Prompts -> (B, max_length, D) embeddings, zeroed past each prompt's length (as WanPipeline)."""
 
-    def __init__(self, tokenizer, encoder, max_length: int):
+    def __init__(self, tokenizer, encoder, max_length: int, masked: bool = True):
         super().__init__()
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.max_length = max_length
+        self.masked = masked  # False: no attention mask, padding kept (as CogVideoXPipeline)
 
     @torch.no_grad()
     def forward(self, prompts: list[str]) -> torch.Tensor:
         ids, mask = self.tokenizer([p.strip() for p in prompts], self.max_length)
         device = self.encoder.device
+        if not self.masked:
+            return self.encoder(ids.to(device)).last_hidden_state
         hidden = self.encoder(ids.to(device), mask.to(device)).last_hidden_state
         return hidden * mask.to(device)[..., None].to(hidden.dtype)

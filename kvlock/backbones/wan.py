@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from diffusers import WanTransformer3DModel
 
+from kvlock.backbones.base import VideoBackbone
 from kvlock.backbones.codec import SpaceToDepthCodec, WanVAECodec
-from kvlock.backbones.geometry import LatentGeometry
 from kvlock.backbones.prediction import PREDICTIONS
+from kvlock.backbones.runtime import DTYPES, resolve_device
 from kvlock.backbones.text import (
     ByteTokenizer,
     FileFreeTokenizer,
@@ -20,44 +20,19 @@ from kvlock.backbones.text import (
     PromptEncoder,
     WordTokenizer,
 )
-from kvlock.engine.forward import wan_forward
+from kvlock.backbones.wan_attention import install_kv_control, remove_kv_control
+from kvlock.backbones.wan_forward import wan_forward
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks cuda when present; asking for cuda without one is a clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"model.device={name} but no CUDA device is available (use model.device=cpu)")
-    return torch.device(name)
-
 
 @dataclass
-class WanBackbone:
-    """A Wan transformer with a codec and a prompt encoder (the adapter the engine talks to)."""
-
-    name: str
-    transformer: WanTransformer3DModel
-    codec: SpaceToDepthCodec | WanVAECodec
-    prompt_encoder: PromptEncoder
-    device: torch.device
-    dtype: torch.dtype
-    negative_prompt: str = ""
-    prediction: str = "velocity"  # what the transformer outputs: "velocity" (Wan) or "sample" (x̂0)
-    info: dict = field(default_factory=dict)
+class WanBackbone(VideoBackbone):
+    """A Wan transformer with a codec and a prompt encoder; self-attention sees video tokens only."""
 
     @property
-    def geometry(self) -> LatentGeometry:
-        return LatentGeometry(
-            temporal_factor=self.codec.temporal_factor,
-            spatial_factor=self.codec.spatial_factor,
-            patch_size=tuple(self.transformer.config.patch_size),
-            latent_channels=self.codec.latent_channels,
-        )
+    def patch_size(self) -> tuple[int, int, int]:
+        return tuple(self.transformer.config.patch_size)
 
     @property
     def num_layers(self) -> int:
@@ -68,25 +43,25 @@ class WanBackbone:
         cfg = self.transformer.config
         return cfg.num_attention_heads * cfg.attention_head_dim
 
-    def encode_video(self, frames: np.ndarray) -> torch.Tensor:
-        """(T, H, W, 3) uint8 -> (1, C, F, h, w) float32 latents on the device."""
-        self.geometry.latent_shape(*frames.shape[:3])  # clear error on invalid sizes
-        return self.codec.encode(frames).to(self.device, torch.float32)
-
-    def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
-        """(1, C, F, h, w) -> (T, H, W, 3) uint8."""
-        return self.codec.decode(latents)
-
-    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
-        """-> (B, L, D) prompt embeddings in the transformer's dtype."""
-        return self.prompt_encoder(prompts).to(self.device, self.dtype)
+    @property
+    def ffn_dim(self) -> int:
+        return self.transformer.config.ffn_dim
 
     @torch.no_grad()
-    def velocity(self, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """Transformer forward over all tokens (`wan_forward`, which also turns a `sample` prediction
-        into a velocity). latents (B, C, F, h, w), t (B,) in [0, 1] -> velocity (B, C, F, h, w) float32."""
-        return wan_forward(self.transformer, latents, t, context, prediction=self.prediction)
+    def velocity(self, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
+                 token_index: torch.Tensor | None = None) -> torch.Tensor:
+        """Transformer forward (`wan_forward`, which also turns a `sample` prediction into a
+        velocity) over all video tokens or only `token_index` (fg-only; others get velocity 0).
+        latents (B, C, F, h, w), t (B,) in [0, 1], context (B, L, D) -> (B, C, F, h, w) float32."""
+        return wan_forward(self.transformer, latents, t, context, token_index, self.prediction)
 
+    def install_kv_control(self, controller) -> None:
+        """Route every self-attention's post-RoPE K/V (all tokens are video tokens) through
+        `controller(layer, q, k, v) -> (k, v, attn_mask)`."""
+        install_kv_control(self.transformer, controller)
+
+    def remove_kv_control(self) -> None:
+        remove_kv_control(self.transformer)
 
 def tiny_transformer_config(cfg: dict, in_channels: int, text_dim: int) -> dict:
     return {
@@ -213,8 +188,10 @@ def load_weights(path: Path, allow_missing: bool = False, **modules: torch.nn.Mo
     return missing
 
 
-def load_wan_pretrained(cfg: dict) -> WanBackbone:
-    """Real checkpoints (hub id or local diffusers folder) through `from_pretrained`, revision pinnable."""
+def load_wan_pretrained(cfg: dict, transformer_class=WanTransformer3DModel,
+                        backbone_class=WanBackbone) -> WanBackbone:
+    """Real checkpoints (hub id or local diffusers folder) through `from_pretrained`, revision
+    pinnable. `transformer_class`/`backbone_class`: a Wan variant (VACE) with the same parts."""
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
     from transformers import AutoTokenizer, UMT5EncoderModel
 
@@ -223,7 +200,7 @@ def load_wan_pretrained(cfg: dict) -> WanBackbone:
     vae_dtype = DTYPES[cfg.get("vae_dtype", "float32")]
     common = {"revision": revision, "local_files_only": bool(cfg.get("local_files_only", False))}
     try:
-        transformer = WanTransformer3DModel.from_pretrained(
+        transformer = transformer_class.from_pretrained(
             path, subfolder="transformer", torch_dtype=dtype, **common
         )
         vae = AutoencoderKLWan.from_pretrained(path, subfolder="vae", torch_dtype=vae_dtype, **common)
@@ -236,7 +213,7 @@ def load_wan_pretrained(cfg: dict) -> WanBackbone:
         first_line = str(err).strip().splitlines()[0]
         raise RuntimeError(f"cannot load Wan checkpoint '{path}' (revision {revision}): {first_line}") from err
     log.info("loaded %s; scheduler config: %s", path, dict(scheduler.config))
-    return WanBackbone(
+    return backbone_class(
         name=cfg["name"],
         transformer=transformer.to(device).eval(),
         codec=WanVAECodec(vae.to(device).eval()).to(device),

@@ -13,11 +13,9 @@ import torch
 from kvlock.data.sample import EditSample
 from kvlock.engine.config import EditConfig
 from kvlock.engine.controller import KVController, Row
-from kvlock.engine.forward import wan_forward
 from kvlock.engine.guidance import Guidance
 from kvlock.engine.kv_store import KVStore
 from kvlock.engine.policy import build_policy
-from kvlock.engine.processor import install_kv_control, remove_kv_control
 from kvlock.engine.timesteps import flow_timesteps
 from kvlock.engine.token_mask import latent_mask, pixel_region, token_mask, tokens_to_latent
 
@@ -120,8 +118,7 @@ class Editor:
         batch = torch.cat(latents)
         context = torch.cat([self.context_for(r) for r in rows])
         self.nfe += len(rows)
-        return wan_forward(self.backbone.transformer, batch, t.expand(len(rows)), context, token_index,
-                           self.backbone.prediction)
+        return self.backbone.velocity(batch, t.expand(len(rows)), context, token_index)
 
     def check_finite(self, tensor: torch.Tensor, what: str, step: int, t: float) -> None:
         if not torch.isfinite(tensor).all():
@@ -366,9 +363,10 @@ class Editor:
 def run_edit(backbone, sample: EditSample, config: EditConfig, seed: int, source_cache=None,
              callback: Callable[[dict], None] | None = None) -> EditOutput:
     """Edit one sample with one method configuration (the engine's single entry point)."""
+    backbone.condition_on(sample)
     editor = Editor(backbone, sample, config, seed, source_cache, callback)
-    install_kv_control(backbone.transformer, editor.controller)
+    backbone.install_kv_control(editor.controller)
     try:
         return editor.run()
     finally:
-        remove_kv_control(backbone.transformer)
+        backbone.remove_kv_control()

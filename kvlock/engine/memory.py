@@ -59,7 +59,7 @@ def estimate_edit(backbone, config: EditConfig, num_frames: int, height: int, wi
     geo = backbone.geometry
     tokens = geo.num_tokens(num_frames, height, width)
     dim, layers = backbone.inner_dim, backbone.num_layers
-    ffn = backbone.transformer.config.ffn_dim
+    ffn = backbone.ffn_dim
     act_bytes = torch.finfo(backbone.dtype).bits // 8
     branches = 2 if config.guidance.rule != "none" and config.kv_branch == "per_branch" else 1
     cached = tokens if config.injection == "full" else int(tokens * (1 - fg_fraction))

@@ -1,4 +1,8 @@
-"""Wan self-attention processor that hands post-RoPE K/V to the KV controller."""
+"""Wan self-attention processor that hands post-RoPE K/V to the KV controller.
+
+The controller is any callable `(layer, q, k, v) -> (k, v, attn_mask or None)` over the video
+tokens (the engine's `KVController`); Wan's `attn1` sees video tokens only, so it gets them all.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import torch
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.transformers.transformer_wan import WanAttnProcessor, _get_qkv_projections
 
-from kvlock.engine.controller import KVController, RowMasks
+from kvlock.engine.controller import RowMasks
 
 
 def apply_rotary(x: torch.Tensor, freqs_cos: torch.Tensor, freqs_sin: torch.Tensor) -> torch.Tensor:
@@ -27,7 +31,7 @@ class KVControlledWanAttnProcessor(WanAttnProcessor):
     group when the rows' masks differ); 5. project out.
     """
 
-    def __init__(self, controller: KVController, layer: int):
+    def __init__(self, controller, layer: int):
         super().__init__()
         self.controller = controller
         self.layer = layer
@@ -58,12 +62,13 @@ class KVControlledWanAttnProcessor(WanAttnProcessor):
                                      is_causal=False, backend=self._attention_backend)
 
 
-def install_kv_control(transformer, controller: KVController) -> None:
+def install_kv_control(transformer, controller) -> None:
     """Give every block's `attn1` a KV-controlled processor bound to `controller`."""
     for layer, block in enumerate(transformer.blocks):
         block.attn1.set_processor(KVControlledWanAttnProcessor(controller, layer))
 
 
 def remove_kv_control(transformer) -> None:
+    """Back to diffusers' stock processor on every `attn1`."""
     for block in transformer.blocks:
         block.attn1.set_processor(WanAttnProcessor())

@@ -99,6 +99,15 @@ def test_kv_lock_changes_the_edit_so_the_text_stays_unlocked_but_the_video_kv_is
     assert (locked.latents - plain.latents).abs().max() > 1e-4
 
 
+def test_attention_mask_reaches_the_noised_source_rows_of_a_joint_attention(joint_backbone, random_clip):
+    """KV-Edit's AM on the forward-noised source rows (per-row masks) runs in one joint attention
+    and changes the edit (the source K/V the target reads come from a separated pass)."""
+    plain = run_edit(joint_backbone, random_clip, compose_method("kvlock", steps=2), seed=0)
+    masked = run_edit(joint_backbone, random_clip, compose_method("kvlock", ["method.attn_mask=true"], steps=2), seed=0)
+    assert torch.isfinite(masked.latents).all()
+    assert (masked.latents - plain.latents).abs().max() > 1e-5
+
+
 def test_inversion_reconstruction_error_falls_with_steps(joint_backbone, random_clip):
     errors = []
     for steps in (2, 16):

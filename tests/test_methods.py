@@ -259,6 +259,23 @@ def test_fg_only_equals_the_full_token_run_for_every_guidance_rule(case, tiny_ba
         np.testing.assert_allclose(s_fast, s_full, rtol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["cfg_zero_star", "kvedit_inversion_free"])
+def test_fg_only_equals_the_full_token_run_with_the_noised_source(method, tiny_backbone, real_clip,
+                                                                  one_torch_thread):
+    """Noised source provider: the source rows run all tokens first, the target rows fg tokens only;
+    the edit (latents, frames, background metrics) is the full-token run's."""
+    full, fast = (run_edit(tiny_backbone, real_clip, compose_method(method, [f"method.fg_only={flag}"],
+                                                                    steps=4), seed=0)
+                  for flag in ("false", "true"))
+    assert fast.nfe == full.nfe and fast.stats["kv_store_bytes"] == 0
+    torch.testing.assert_close(fast.latents, full.latents, atol=2e-5, rtol=0)
+    assert np.abs(fast.frames.astype(int) - full.frames.astype(int)).max() <= 1
+    bg = ~real_clip.mask.astype(bool)
+    bg_mse = [float((((out.frames.astype(float) - real_clip.frames) / 255.0)[bg] ** 2).mean())
+              for out in (fast, full)]
+    assert abs(bg_mse[0] - bg_mse[1]) < 1e-3
+
+
 # --- CFG-Zero* and APG as their references compute them ----------------------------------------
 
 

@@ -161,15 +161,16 @@ class EditConfig:
         if not 0 <= self.skip_steps < self.steps:
             raise ValueError(f"method.skip_steps={self.skip_steps} must be in [0, steps={self.steps})")
         if self.fg_only:
-            # fg-only needs every background K/V from the cache (α ≡ 1 from the inversion) and
-            # the background latents pasted from the inversion: then the fg tokens see exactly
-            # what they see in a full run. Guidance and detector reduce over the kept (fg)
-            # elements in both runs, so any guidance rule and ω schedule stays a pure speed-up.
+            # fg-only needs every background K/V from the source (α ≡ 1: the inversion cache, or
+            # the noised source's own forward run first in the step) and the background latents
+            # pasted from the source: then the fg tokens see exactly what they see in a full run.
+            # Guidance and detector reduce over the kept (fg) elements in both runs, so any
+            # guidance rule and ω schedule stays a pure speed-up.
             hard = self.bg_kv == "const" and self.alpha == 1.0
-            if not (hard and self.source == "inversion" and self.compose == "every_step"):
+            if not (hard and self.compose == "every_step"):
                 raise ValueError(
-                    "method.fg_only needs a hard lock: source=inversion, bg_kv=const with alpha=1 "
-                    "and compose=every_step"
+                    "method.fg_only needs a hard lock: bg_kv=const with alpha=1 and "
+                    "compose=every_step (source inversion or noised)"
                 )
             if self.injection != "none":
                 raise ValueError("method.fg_only cannot be combined with full-frame injection")

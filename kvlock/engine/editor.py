@@ -280,8 +280,11 @@ class Editor:
             latents = [x] * len(self.target_branches)
             if c.runs_source_rows:
                 latents += [self.noised_source(t_hi)] * len(self.source_branches)
-            token_index = self.controller.fg_index if c.fg_only else None
-            v_all = self.forward(rows, latents, t_hi, token_index)
+            if c.fg_only and c.runs_source_rows:
+                v_all = self.forward_fg_only_with_noised_source(rows, latents, t_hi)
+            else:
+                token_index = self.controller.fg_index if c.fg_only else None
+                v_all = self.forward(rows, latents, t_hi, token_index)
             v_cond = v_all[0:1]
             v_uncond = v_all[1:2] if self.uses_uncond else None
             first_source = len(self.target_branches)
@@ -308,6 +311,26 @@ class Editor:
         if c.paste_back:
             frames = self.paste_source(frames)
         return EditOutput(frames, x, trace, self.nfe, self.stats(inversion, store))
+
+    def forward_fg_only_with_noised_source(self, rows: list[Row], latents: list[torch.Tensor],
+                                           t: torch.Tensor) -> torch.Tensor:
+        """fg-only under the noised source provider (KV-Edit's inversion-free edit runs only the
+        masked tokens as target queries: Xilluill/KV-Edit models/kv_edit.py `Flux_kv_edit_inf`).
+
+        The rows `configure_edit_step` built run in two calls: the source rows over all tokens
+        first, capturing their background K/V for this step into a one-step store (O(1) memory,
+        model dtype), then the target rows over the fg tokens, reading those K/V as the hard lock
+        reads its inversion cache. -> (len(rows), C, F, h, w) velocities, target rows first.
+        """
+        ctrl, n_target = self.controller, len(self.target_branches)
+        targets, sources = rows[:n_target], rows[n_target:]
+        step_store = KVStore("memory", str(self.backbone.dtype).removeprefix("torch."))
+        ctrl.mode, ctrl.store, ctrl.query_index = "capture", step_store, None
+        v_source = self.forward(sources, latents[n_target:], t)
+        ctrl.mode, ctrl.query_index, ctrl.source_row_of = "edit", ctrl.fg_index, {}
+        ctrl.separate_fg_bg = False  # AM applies to the source pass only
+        v_target = self.forward(targets, latents[:n_target], t, ctrl.fg_index)
+        return torch.cat([v_target, v_source])
 
     def step_latent(self, x: torch.Tensor, v: torch.Tensor, v_source: torch.Tensor | None,
                     t_hi: torch.Tensor, t_lo: torch.Tensor) -> torch.Tensor:

@@ -119,3 +119,9 @@ def test_vace_rejects_fg_only(vace_tiny, random_clip):
     z = vace_tiny.encode_video(random_clip.frames)
     with pytest.raises(ValueError, match="fg_only is not supported"):
         vace_tiny.velocity(z, torch.tensor([0.5]), vace_tiny.encode_prompt(["x"]), torch.tensor([0, 1]))
+
+
+def test_vace_on_a_backbone_without_vace_conditioning_is_a_clear_error(tiny_backbone, random_clip):
+    """method=vace on plain Wan would silently sample text-to-video: it is refused."""
+    with pytest.raises(ValueError, match="needs a backbone that reads method.conditioning=vace"):
+        run_edit(tiny_backbone, random_clip, compose_method("vace", steps=2), seed=0)

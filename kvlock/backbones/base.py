@@ -69,6 +69,8 @@ class VideoBackbone:
         """-> (B, L, D) prompt embeddings in the transformer's dtype."""
         return self.prompt_encoder(prompts).to(self.device, self.dtype)
 
+    conditioning = "none"  # the `method.conditioning` this backbone reads (VACE: "vace")
+
     def condition_on(self, sample) -> None:
         """Per-edit conditioning beyond the prompt (VACE's masked source video); none here."""
 

@@ -46,6 +46,7 @@ class VACEBackbone(WanBackbone):
     """A Wan-VACE transformer; `condition_on(sample)` sets the control latents of its forwards."""
 
     control: torch.Tensor | None = None
+    conditioning = "vace"
 
     def condition_on(self, sample) -> None:
         self.control = vace_control_latents(self.codec, sample.frames, sample.mask).to(self.device)

@@ -10,6 +10,7 @@ INITS = ("inversion", "noised", "reinit")
 BG_KV = ("none", "const", "variance")
 COMPOSE = ("none", "every_step", "final")
 LATENT_UPDATES = ("euler", "source_delta")
+CONDITIONINGS = ("none", "vace")
 GUIDANCE_RULES = ("none", "cfg", "cfg_zero_star", "apg")
 OMEGA_RULES = ("constant", "literal", "boost")
 SIGNALS = ("fg", "global", "token")
@@ -94,6 +95,7 @@ class EditConfig:
     fg_only: bool = False
     compose: str = "every_step"
     latent_update: str = "euler"
+    conditioning: str = "none"  # what the backbone must read beyond the prompt (vace: masked source)
     paste_back: bool = False
     attn_mask: bool = False
     attn_scale: float = 0.0
@@ -144,6 +146,7 @@ class EditConfig:
             "bg_kv": (self.bg_kv, BG_KV),
             "compose": (self.compose, COMPOSE),
             "latent_update": (self.latent_update, LATENT_UPDATES),
+            "conditioning": (self.conditioning, CONDITIONINGS),
             "guidance.rule": (self.guidance.rule, GUIDANCE_RULES),
             "guidance.omega_rule": (self.guidance.omega_rule, OMEGA_RULES),
             "detector.signal": (self.detector.signal, SIGNALS),

@@ -386,6 +386,11 @@ class Editor:
 def run_edit(backbone, sample: EditSample, config: EditConfig, seed: int, source_cache=None,
              callback: Callable[[dict], None] | None = None) -> EditOutput:
     """Edit one sample with one method configuration (the engine's single entry point)."""
+    if config.conditioning != "none" and config.conditioning != backbone.conditioning:
+        raise ValueError(
+            f"method {config.name} needs a backbone that reads method.conditioning="
+            f"{config.conditioning} (model=wan_vace_tiny or model=wan2.1_vace_1.3b); "
+            f"{backbone.name} does not, so it would sample plain text-to-video")
     backbone.condition_on(sample)
     editor = Editor(backbone, sample, config, seed, source_cache, callback)
     backbone.install_kv_control(editor.controller)

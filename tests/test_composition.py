@@ -11,8 +11,6 @@ from conftest import REPO
 from kvlock.engine.config import EditConfig
 from kvlock.engine.controller import KVController
 from kvlock.engine.editor import run_edit
-from kvlock.engine.forward import wan_forward
-from kvlock.engine.processor import install_kv_control, remove_kv_control
 from kvlock.engine.timesteps import flow_timesteps
 from kvlock.engine.token_mask import latent_mask, token_mask, tokens_to_latent
 from kvlock.methods import compose_method
@@ -184,11 +182,11 @@ def source_velocity(backbone, sample, t, seed, separate):
     context = backbone.encode_prompt([sample.source_prompt, sample.target_prompt, backbone.negative_prompt])
     controller = KVController(token_mask(sample.mask, backbone.geometry).flatten())
     controller.separate_fg_bg = separate
-    install_kv_control(backbone.transformer, controller)
+    backbone.install_kv_control(controller)
     try:
-        return wan_forward(backbone.transformer, (1 - t) * z0 + t * noise, t.expand(1), context[0:1])
+        return backbone.velocity((1 - t) * z0 + t * noise, t.expand(1), context[0:1])
     finally:
-        remove_kv_control(backbone.transformer)
+        backbone.remove_kv_control()
 
 
 @pytest.mark.parametrize("method", ["kvedit_inversion_free", "kvlock"])

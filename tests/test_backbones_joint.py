@@ -84,6 +84,16 @@ def test_hard_lock_keeps_background_pixels_exact(joint_backbone, real_clip):
     assert diff[~bg].max() > 0  # the foreground was regenerated
 
 
+def test_hard_lock_with_paste_back_has_background_mse_zero(joint_backbone, real_clip):
+    """`method=hard_lock method.paste_back=true`: every pixel outside the mask is the source's."""
+    out = run_edit(joint_backbone, real_clip, compose_method("hard_lock", ["method.paste_back=true"], steps=3),
+                   seed=0)
+    bg = ~real_clip.mask.astype(bool)
+    diff = out.frames.astype(float) - real_clip.frames
+    assert bg.any() and float((diff[bg] ** 2).mean()) == 0.0
+    assert np.abs(diff[~bg]).max() > 0
+
+
 def test_fg_only_equals_full_token_hard_lock(joint_backbone, random_clip):
     full = run_edit(joint_backbone, random_clip, EditConfig(steps=3, guidance=NO_CFG), seed=0)
     fast = run_edit(joint_backbone, random_clip, EditConfig(steps=3, guidance=NO_CFG, fg_only=True), seed=0)

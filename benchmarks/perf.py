@@ -209,6 +209,7 @@ def measure_memory(sizes: Sizes) -> dict:
     noised = {s: peak_rss_subprocess(["kvlock", str(s), *size]) for s in (lo, hi)}
     inversion = {s: peak_rss_subprocess(["hard_lock", str(s), *size]) for s in (lo, hi)}
     offload = peak_rss_subprocess(["hard_lock", str(hi), *size, "method.kv_store=cpu"])
+    inversion_free = {s: peak_rss_subprocess(["kvedit_inversion_free", str(s), *size]) for s in (lo, hi)}
     measured_growth = inversion[hi]["peak_rss"] - inversion[lo]["peak_rss"]
     retained_growth = inversion[hi]["retained_bytes"] - inversion[lo]["retained_bytes"]
     return {
@@ -220,6 +221,9 @@ def measure_memory(sizes: Sizes) -> dict:
         "inversion_store_bytes_vs_formula": inversion[hi]["kv_store_bytes"] / inversion[hi]["kv_formula"],
         "inversion_rss_growth_vs_formula": measured_growth / retained_growth,
         "offload_device_kv_bytes": 0 if offload["device"] == "cpu" else offload["kv_store_bytes"],
+        "inversion_free_peak_rss": {str(k): v["peak_rss"] for k, v in inversion_free.items()},
+        "inversion_free_store_bytes": {str(k): v["kv_store_bytes"] for k, v in inversion_free.items()},
+        "inversion_free_memory_ratio": inversion_free[hi]["peak_rss"] / max(inversion_free[lo]["peak_rss"], 1),
         "offload_note": "CPU run: the offloaded store and the compute device are the same host memory",
     }
 
@@ -387,6 +391,11 @@ def write_results(path: Path, report: dict) -> None:
         f"| inversion: peak-RSS growth {report['memory_steps'][0]}→{report['memory_steps'][1]} steps / "
         f"growth of store + trajectory bytes | {mem['inversion_rss_growth_vs_formula']:.3f} | ≈ 1 (linear) |",
         f"| CPU-offload mode: K/V bytes on the compute device | {mem['offload_device_kv_bytes']} | 0 |",
+        f"| KV-Edit inversion-free (`kvedit_inversion_free`): K/V store bytes at {report['memory_steps'][1]} "
+        f"steps | {mem['inversion_free_store_bytes'][str(report['memory_steps'][1])]} (inversion store: "
+        f"{mem['inversion_store_bytes'][str(report['memory_steps'][1])]}) | 0 |",
+        f"| KV-Edit inversion-free: peak RSS growth during the edit, {report['memory_steps'][1]} vs "
+        f"{report['memory_steps'][0]} steps | {mem['inversion_free_memory_ratio']:.3f} | ≤ 1.05 |",
         "",
         f"Inversion store bytes by steps: {mem['inversion_store_bytes']}; store + trajectory: "
         f"{mem['inversion_retained_bytes']}; edit peak-RSS growth: {mem['inversion_peak_rss']}. {mem['offload_note']}.",

@@ -14,7 +14,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kvlock.metrics.weights import LoadedModel, load_or_random, load_state_dict
+from kvlock.metrics.base import Metric, MetricResult, MetricSettings, frame_mean
+from kvlock.metrics.clip_model import check_clip_model, clip_for
+from kvlock.metrics.weights import (
+    LoadedModel,
+    WeightsUnavailable,
+    fetch_hint,
+    load_or_random,
+    load_state_dict,
+    model_file,
+)
 
 
 def linear_head(dim: int) -> nn.Module:
@@ -65,3 +74,42 @@ def load_head(
 def head_scores(head: LoadedModel, features: torch.Tensor, device: torch.device) -> torch.Tensor:
     """(N, D) normalised embeddings -> (N,) float32 scores on CPU."""
     return head.module(features.to(device)).squeeze(-1).float().cpu()
+
+
+class CLIPHeadMetric(Metric):
+    """A frame metric scored by an aesthetic head on CLIP image embeddings (VBench AQ, LAION AS).
+
+    Subclasses set `head_kind`, `weights` (the kvlock.weights file) and `head_label`, and score
+    with `self.clip_and_head()` then `self.mean_of(scores, clip, head)`.
+    """
+
+    head_kind: str
+    weights: str
+    head_label: str
+
+    def __init__(self, settings: MetricSettings, model: str = "ViT-L-14-quickgelu",
+                 pretrained: str | None = "openai"):
+        super().__init__(settings)
+        check_clip_model(model)
+        self.model, self.pretrained = model, pretrained
+
+    @property
+    def variant(self) -> str:
+        return self.model
+
+    def clip_and_head(self):
+        """-> (the CLIP model, the head on its embedding width); missing weights are n/c."""
+        s = self.settings
+        clip = clip_for(s, self.model, self.pretrained)
+        file = model_file(self.weights, s.weights_dir, not s.download_allowed)
+        if file is None and not s.allow_random_weights:
+            raise WeightsUnavailable(self.head_label, fetch_hint(self.weights))
+        dim = int(clip.loaded.module.visual.output_dim)
+        head = load_head(self.head_kind, dim, str(file) if file else None, seed=s.seed,
+                         device=s.torch_device)
+        return clip, head
+
+    @staticmethod
+    def mean_of(scores: torch.Tensor, clip, head) -> MetricResult:
+        return frame_mean(scores, "undefined: no frames", model=f"{clip.description} + {head.description}",
+                          random_weights=clip.loaded.random_weights or head.random_weights)

@@ -116,17 +116,20 @@ def test_missing_weights_give_the_marker_not_a_number(tmp_path):
         {"names": names, "weights_dir": str(tmp_path), "options": {"warp_error": {"flow": "raft"}}}
     )
     row = evaluate(clip_inputs(gt=True), metrics)
-    clip = "not computed: open_clip ViT-L-14-quickgelu/openai weights unavailable"
+    def marker(model: str, file: str) -> str:
+        return f"not computed: {model} weights unavailable (run `python -m kvlock.weights fetch {file}`)"
+
+    clip = marker("open_clip ViT-L-14-quickgelu/openai", "clip-vit-l-14")
     assert json.loads(row["metrics_not_computed"]) == {
-        "bg_lpips": "not computed: LPIPS squeeze weights unavailable",
-        "fg_lpips_gt": "not computed: LPIPS squeeze weights unavailable",
+        "bg_lpips": marker("LPIPS squeeze", "lpips-squeeze"),
+        "fg_lpips_gt": marker("LPIPS squeeze", "lpips-squeeze"),
         "clip_text": clip,
         "clip_text_edit": clip,
         "clip_dir": clip,
         "clip_frame_consistency": clip,
-        "vbench_bc": "not computed: open_clip ViT-B-32/openai weights unavailable",
-        "vbench_sc": "not computed: DINO ViT-B/16 weights unavailable",
-        "warp_error": "not computed: torchvision raft_large weights unavailable",
+        "vbench_bc": marker("open_clip ViT-B-32/openai", "clip-vit-b-32"),
+        "vbench_sc": marker("DINO ViT-B/16", "dino-vitb16"),
+        "warp_error": marker("torchvision raft_large", "raft-large"),
     }
     assert all(math.isnan(row[name]) for name in names)
     assert row["metrics_random_weights"] is False and json.loads(row["metrics_models"]) == {}

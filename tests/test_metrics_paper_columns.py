@@ -111,7 +111,7 @@ def test_openai_torchscript_clip_file_loads(tmp_path):
     image, text = torch.rand(1, 3, 64, 64), open_clip.get_tokenizer("ViT-B-32")(["a cat"])
     torch.jit.trace(model, (image, text), check_trace=False).save(tmp_path / "ViT-B-32.pt")
     assert is_torchscript(tmp_path / "ViT-B-32.pt")
-    loaded = load_clip("ViT-B-32", "openai", allow_random=False, seed=0,
+    loaded = load_clip("ViT-B-32", "openai", allow_random=False, seed=0, offline=True,
                        weights_dir=str(tmp_path), device=torch.device("cpu"), batch_size=4)
     assert not loaded.loaded.random_weights
     with torch.no_grad():

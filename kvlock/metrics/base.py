@@ -130,6 +130,7 @@ class MetricSettings:
             "seed": self.seed,
             "weights_dir": self.weights_dir,
             "device": self.torch_device,
+            "offline": not self.download_allowed,
         }
 
     @property

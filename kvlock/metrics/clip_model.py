@@ -1,9 +1,11 @@
-"""open_clip models for the CLIP metrics, weights from the local caches only."""
+"""open_clip models for the CLIP metrics: weights from the local caches, fetched on first use
+unless offline (catalog files through `kvlock.weights`, other tags through open_clip)."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 import zipfile
 from dataclasses import dataclass
@@ -20,6 +22,9 @@ from PIL import Image
 
 from kvlock.metrics.base import MetricSettings
 from kvlock.metrics.weights import LoadedModel, load_or_random
+from kvlock.weights import CATALOG, FETCH_COMMAND, ModelFile, downloads_allowed, ensure
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,20 +97,27 @@ def load_clip(
     weights_dir: str | None,
     device: torch.device,
     batch_size: int,
+    offline: bool,
 ) -> ClipModel:
     """open_clip `name` with weights `pretrained` (a tag such as "openai", or a file path).
 
-    A tag loads the file its open_clip pretrained config names, if it is already in the HF cache
-    or open_clip's URL cache; its preprocessing (mean/std/interpolation) and QuickGELU flag apply.
+    A tag loads the file its open_clip pretrained config names from the HF cache or open_clip's
+    URL cache, downloaded first unless `offline`; its preprocessing (mean/std/interpolation) and
+    QuickGELU flag apply.
     """
     tag_cfg = open_clip.get_pretrained_cfg(name, pretrained) if pretrained else {}
+    catalog_file = _catalog_file(tag_cfg)
+    checkpoint = _local_checkpoint(name, pretrained, weights_dir)
+    if checkpoint is None and pretrained and not os.path.isfile(pretrained):
+        checkpoint = _download(tag_cfg, catalog_file, weights_dir, offline)
     loaded = load_or_random(
         f"open_clip {name}/{pretrained}" if pretrained else f"open_clip {name}",
-        _local_checkpoint(name, pretrained, weights_dir),
+        checkpoint,
         functools.partial(_build_clip, name, tag_cfg),
         allow_random=allow_random,
         seed=seed,
         device=device,
+        fetch_command=catalog_file.fetch_command if catalog_file else None,
     )
     preprocess = image_transform_v2(
         PreprocessCfg(**loaded.module.visual.preprocess_cfg), is_train=False
@@ -140,6 +152,30 @@ def is_torchscript(path: Path) -> bool:
         return False
     with zipfile.ZipFile(path) as archive:
         return any(n.endswith("/constants.pkl") for n in archive.namelist())
+
+
+def _catalog_file(tag_cfg: dict) -> ModelFile | None:
+    """The `kvlock.weights` catalog entry holding this open_clip tag's HF file, if any."""
+    repo_id, filename = os.path.split(tag_cfg.get("hf_hub", ""))
+    names = [filename] if filename else [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
+    return next((i for i in CATALOG if i.repo == repo_id and i.filename in names), None)
+
+
+def _download(
+    tag_cfg: dict, catalog_file: ModelFile | None, weights_dir: str | None, offline: bool
+) -> Path | None:
+    """Fetch the tag's weights: a catalog file through `kvlock.weights` (verified), another tag
+    through open_clip's own downloader. None when offline or the download failed (logged)."""
+    if catalog_file is not None:
+        return ensure(catalog_file, weights_dir, offline)
+    if not tag_cfg or not downloads_allowed(offline):
+        return None
+    try:
+        return Path(open_clip.download_pretrained(tag_cfg, cache_dir=weights_dir))
+    except Exception as err:  # no network, server error: the metric reports n/c
+        log.warning("open_clip download failed (%s); `%s` fetches the catalog's CLIP files",
+                    err, FETCH_COMMAND)
+        return None
 
 
 def _local_checkpoint(name: str, pretrained: str | None, weights_dir: str | None) -> Path | None:

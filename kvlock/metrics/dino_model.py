@@ -1,7 +1,8 @@
 """DINO ViT-B/16 for VBench subject consistency, from the torch hub cache only.
 
 Needs both the hub repo folder `<hub dir>/facebookresearch_dino_main` (code) and the checkpoint
-`<hub dir>/checkpoints/dino_vitbase16_pretrain.pth`. torchvision has no DINO, so with
+`<hub dir>/checkpoints/dino_vitbase16_pretrain.pth` (catalog entry `dino-vitb16`; fetched on first
+use unless offline). torchvision has no DINO, so with
 `allow_random_weights` a seeded random torchvision ViT stands in: `vit_b_16` (the DINO
 architecture, 224x224 input) or `vit_tiny` (2 layers, 64x64 input, for tests).
 """
@@ -21,15 +22,15 @@ from torchvision.models import VisionTransformer, vit_b_16
 from kvlock.metrics.weights import (
     LoadedModel,
     WeightsUnavailable,
-    cached_checkpoint,
-    hub_dir,
+    fetch_hint,
     load_or_random,
     load_state_dict,
+    model_file,
 )
+from kvlock.weights import entry, hub_repo_dir
 
 DINO = "DINO ViT-B/16"
-DINO_REPO = "facebookresearch_dino_main"
-DINO_URL = "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth"
+DINO_WEIGHTS = "dino-vitb16"  # checkpoint + torch hub code repo facebookresearch/dino:main
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 RANDOM_ARCHS = {
     "vit_b_16": lambda: vit_b_16(weights=None),
@@ -74,21 +75,23 @@ def load_subject_model(
     weights_dir: str | None,
     device: torch.device,
     batch_size: int,
+    offline: bool,
 ) -> SubjectModel:
-    """DINO ViT-B/16 from the hub cache; else (if allowed) the seeded random `random_arch`."""
-    repo, checkpoint = hub_dir(weights_dir) / DINO_REPO, cached_checkpoint(DINO_URL, weights_dir)
-    if (repo / "hubconf.py").is_file() and checkpoint is not None:
+    """DINO ViT-B/16 from the hub cache (code and checkpoint fetched on first use unless
+    offline); else (if allowed) the seeded random `random_arch`."""
+    checkpoint = model_file(DINO_WEIGHTS, weights_dir, offline)
+    if checkpoint is not None:
         loaded = load_or_random(
             DINO,
             checkpoint,
-            functools.partial(_hub_dino, repo),
+            functools.partial(_hub_dino, hub_repo_dir(entry(DINO_WEIGHTS).hub_repo, weights_dir)),
             allow_random=False,
             seed=seed,
             device=device,
         )
         return SubjectModel(loaded, None, device, batch_size)
     if not allow_random:
-        raise WeightsUnavailable(DINO)
+        raise WeightsUnavailable(DINO, fetch_hint(DINO_WEIGHTS))
     loaded = load_or_random(
         f"torchvision {random_arch} standing in for {DINO}",
         None,

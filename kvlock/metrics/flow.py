@@ -2,7 +2,8 @@
 
 Flow convention (OpenCV, torchvision RAFT): flow (H, W, 2) = (dx, dy) with a(x) ~ b(x + flow(x))
 for flow(a, b). Estimators: OpenCV DIS (preset medium) and Farneback are weight-free; RAFT
-(torchvision raft_large) needs its checkpoint in the torch hub cache.
+(torchvision raft_large) needs its checkpoint in the torch hub cache (catalog entry `raft-large`,
+fetched on first use unless offline).
 """
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.models.optical_flow import Raft_Large_Weights, raft_large
+from torchvision.models.optical_flow import raft_large
 
 from kvlock.metrics.base import MetricSettings
-from kvlock.metrics.weights import LoadedModel, cached_checkpoint, load_or_random, load_state_dict
+from kvlock.metrics.weights import (
+    LoadedModel,
+    fetch_hint,
+    load_or_random,
+    load_state_dict,
+    model_file,
+)
+
+RAFT_WEIGHTS = "raft-large"  # torchvision Raft_Large_Weights.DEFAULT (C_T_SKHT_V2)
 
 FARNEBACK = dict(
     pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0
@@ -109,15 +118,16 @@ def raft_model(settings: MetricSettings) -> LoadedModel:
 
 @functools.lru_cache(maxsize=1)
 def _load_raft(
-    *, allow_random: bool, seed: int, weights_dir: str | None, device: torch.device
+    *, allow_random: bool, seed: int, weights_dir: str | None, device: torch.device, offline: bool
 ) -> LoadedModel:
     return load_or_random(
         "torchvision raft_large",
-        cached_checkpoint(Raft_Large_Weights.DEFAULT.url, weights_dir),
+        model_file(RAFT_WEIGHTS, weights_dir, offline),
         _raft_large,
         allow_random=allow_random,
         seed=seed,
         device=device,
+        fetch_command=fetch_hint(RAFT_WEIGHTS),
     )
 
 

@@ -1,5 +1,6 @@
 """The LPIPS model (lpips package): trained linear layers ship with the package, the torchvision
-backbone weights come from the torch hub cache (`checkpoints/<torchvision file>`)."""
+backbone weights come from the torch hub cache (`checkpoints/<torchvision file>`), fetched on
+first use unless offline (catalog entries `lpips-<net>`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from torchvision import models
 
 from kvlock.metrics.base import MetricInputs, MetricResult, MetricSettings, frame_mean
 from kvlock.metrics.pixels import region_pair, undefined_where_empty
-from kvlock.metrics.weights import LoadedModel, cached_checkpoint, load_or_random, load_state_dict
+from kvlock.metrics.weights import (
+    LoadedModel,
+    fetch_hint,
+    load_or_random,
+    load_state_dict,
+    model_file,
+)
 
 BACKBONE_WEIGHTS = {
     "alex": models.AlexNet_Weights.IMAGENET1K_V1,
@@ -24,16 +31,24 @@ BACKBONE_WEIGHTS = {
 
 @functools.lru_cache(maxsize=4)
 def load_lpips(
-    net: str, *, allow_random: bool, seed: int, weights_dir: str | None, device: torch.device
+    net: str,
+    *,
+    allow_random: bool,
+    seed: int,
+    weights_dir: str | None,
+    device: torch.device,
+    offline: bool,
 ) -> LoadedModel:
-    """lpips.LPIPS(net) v0.1 with its ImageNet backbone from the cache, or a seeded random backbone."""
+    """lpips.LPIPS(net) v0.1 with its ImageNet backbone from the cache (fetched on first use
+    unless offline), or a seeded random backbone."""
     return load_or_random(
         f"LPIPS {net}",
-        cached_checkpoint(BACKBONE_WEIGHTS[net].url, weights_dir),
+        model_file(f"lpips-{net}", weights_dir, offline),
         functools.partial(_build, net),
         allow_random=allow_random,
         seed=seed,
         device=device,
+        fetch_command=fetch_hint(f"lpips-{net}"),
     )
 
 

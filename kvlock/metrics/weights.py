@@ -8,7 +8,6 @@ for hub code), the Hugging Face cache and open_clip's URL cache (`~/.cache/clip`
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,16 +42,6 @@ class LoadedModel:
         return {"model": self.description, "random_weights": self.random_weights}
 
 
-def hub_dir(weights_dir: str | None) -> Path:
-    return Path(weights_dir) if weights_dir else Path(torch.hub.get_dir())
-
-
-def cached_checkpoint(url: str, weights_dir: str | None) -> Path | None:
-    """The torch-hub cache file `load_state_dict_from_url(url)` would use, if it is there."""
-    path = hub_dir(weights_dir) / "checkpoints" / os.path.basename(url)
-    return path if path.is_file() else None
-
-
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -72,12 +61,13 @@ def load_or_random(
     allow_random: bool,
     seed: int,
     device: torch.device,
+    fetch_command: str | None = None,
 ) -> LoadedModel:
     """`build(checkpoint)` (it loads the file), or `build(None)` under a fixed seed for random
-    weights when allowed. Raises WeightsUnavailable when there is no checkpoint and random
-    weights are not allowed."""
+    weights when allowed. Raises WeightsUnavailable (naming `fetch_command`) when there is no
+    checkpoint and random weights are not allowed."""
     if checkpoint is None and not allow_random:
-        raise WeightsUnavailable(model)
+        raise WeightsUnavailable(model, fetch_command)
     module = seeded(seed, lambda: build(checkpoint))
     if checkpoint is None:
         description, random_weights = f"{model} (random init, seed {seed})", True

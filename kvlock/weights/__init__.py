@@ -6,17 +6,21 @@ downloads through the library that owns the file's cache (huggingface_hub, torch
 
 from kvlock.weights.catalog import CATALOG, FETCH_COMMAND, ModelFile, entry
 from kvlock.weights.store import (
+    MIRROR_ENV,
     ChecksumMismatch,
     IncompleteDownload,
     downloads_allowed,
     ensure,
     fetch,
+    hub_repo_dir,
     local_path,
+    url_destination,
 )
 
 __all__ = [
     "CATALOG",
     "FETCH_COMMAND",
+    "MIRROR_ENV",
     "ChecksumMismatch",
     "IncompleteDownload",
     "ModelFile",
@@ -24,5 +28,7 @@ __all__ = [
     "ensure",
     "entry",
     "fetch",
+    "hub_repo_dir",
     "local_path",
+    "url_destination",
 ]

@@ -101,6 +101,10 @@ CATALOG: tuple[ModelFile, ...] = (
         "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
     ),
     _torch_url(
+        "lpips-vgg", ("bg_lpips", "fg_lpips_gt"), "VGG16 (LPIPS backbone, lpips_net=vgg)",
+        "https://download.pytorch.org/models/vgg16-397923af.pth",
+    ),
+    _torch_url(
         "raft-large", ("warp_error",), "RAFT large (torchvision; flow=raft)",
         "https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
     ),

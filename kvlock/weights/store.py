@@ -4,7 +4,8 @@ Downloads go through the owning library: `huggingface_hub.hf_hub_download` (resu
 file, atomic move into the cache) and `torch.hub.download_url_to_file` (temporary file removed on
 failure, atomic move). Each finished file is checked against its sha256 (catalog digest, or the
 LFS digest the Hub reports); a mismatch deletes it, so no later run loads it.
-`HF_ENDPOINT` redirects Hub downloads (and Hub-hosted URLs) to another server, e.g. a mirror.
+`HF_ENDPOINT` redirects Hub downloads (and Hub-hosted URLs) to another server, e.g. a mirror;
+`KVLOCK_WEIGHTS_MIRROR` redirects the other URLs (`https://host/path` -> `<mirror>/host/path`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from kvlock.weights.catalog import ModelFile
 
 HF_URL = "https://huggingface.co"
+MIRROR_ENV = "KVLOCK_WEIGHTS_MIRROR"
 log = logging.getLogger(__name__)
 _FAILED: set[tuple[ModelFile, str | None]] = set()
 
@@ -40,8 +42,21 @@ def hub_dir(weights_dir: str | None) -> Path:
     return Path(weights_dir) if weights_dir else Path(torch.hub.get_dir())
 
 
+def hub_repo_dir(repo: str, weights_dir: str | None) -> Path:
+    """Where torch.hub unpacks code repo "owner/name:ref" (`<hub dir>/owner_name_ref`)."""
+    owner_name, _, ref = repo.partition(":")
+    return hub_dir(weights_dir) / "_".join([*owner_name.split("/"), ref or "main"])
+
+
 def local_path(item: ModelFile, weights_dir: str | None = None) -> Path | None:
-    """Where `item` is on disk, or None; never touches the network."""
+    """Where `item` is on disk (with its hub code repo, if it needs one), or None; never touches
+    the network."""
+    if item.hub_repo and not (hub_repo_dir(item.hub_repo, weights_dir) / "hubconf.py").is_file():
+        return None
+    return _file_on_disk(item, weights_dir)
+
+
+def _file_on_disk(item: ModelFile, weights_dir: str | None) -> Path | None:
     if item.kind == "hf":
         from huggingface_hub import try_to_load_from_cache
 
@@ -69,17 +84,21 @@ def fetch(item: ModelFile, weights_dir: str | None = None, progress: bool = True
     found = local_path(item, weights_dir)
     if found is not None:
         return found
-    if item.kind == "hf":
-        path = _fetch_hf(item, weights_dir, progress)
-    else:
-        path = url_destination(item, weights_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        url = _mirrored(item.url)
-        torch.hub.download_url_to_file(url, str(path), None, progress=progress)
-        _check_size(path, url, item)  # a cut transfer is otherwise kept when no sha256 is known
-        _verify(path, item.sha256, item)
+    path = _file_on_disk(item, weights_dir) or _download(item, weights_dir, progress)
     if item.hub_repo:
         _fetch_hub_repo(item.hub_repo, weights_dir)
+    return path
+
+
+def _download(item: ModelFile, weights_dir: str | None, progress: bool) -> Path:
+    if item.kind == "hf":
+        return _fetch_hf(item, weights_dir, progress)
+    path = url_destination(item, weights_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    url = _mirrored(item.url)
+    torch.hub.download_url_to_file(url, str(path), None, progress=progress)
+    _check_size(path, url, item)  # a cut transfer is otherwise kept when no sha256 is known
+    _verify(path, item.sha256, item)
     return path
 
 
@@ -153,8 +172,14 @@ def _check_size(path: Path, url: str, item: ModelFile) -> None:
 
 
 def _mirrored(url: str) -> str:
-    endpoint = os.environ.get("HF_ENDPOINT")
-    return endpoint.rstrip("/") + url[len(HF_URL):] if endpoint and url.startswith(HF_URL) else url
+    """`url` on the HF mirror (HF_ENDPOINT) for Hub-hosted files, on KVLOCK_WEIGHTS_MIRROR
+    (`<mirror>/<host>/<path>`) for the others, else unchanged."""
+    endpoint, mirror = os.environ.get("HF_ENDPOINT"), os.environ.get(MIRROR_ENV)
+    if endpoint and url.startswith(HF_URL):
+        return endpoint.rstrip("/") + url[len(HF_URL):]
+    if mirror:
+        return f"{mirror.rstrip('/')}/{url.split('://', 1)[-1]}"
+    return url
 
 
 def _fetch_hub_repo(repo: str, weights_dir: str | None) -> None:

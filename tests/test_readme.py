@@ -36,7 +36,11 @@ COVERED_BY = {
     "python -m benchmarks.run -m hydra/launcher=submitit_slurm hydra.launcher.partition=gpu "
     "model=wan2.1_t2v_1.3b method=kvlock,hard_lock,full_injection,fixed_cfg":
         "tests/test_experiment.py::test_root_defaults_and_presets_compose",
-    "python -m benchmarks.run -m experiment=paper_table": "tests/test_experiment.py::test_every_experiment_composes_into_valid_jobs",
+    "python -m benchmarks.run -m experiment=paper_table model=wan2.1_t2v_1.3b hydra.sweep.dir=multirun/paper":
+        "tests/test_vace.py::test_paper_table_gains_the_vace_row_from_a_second_multirun_into_its_sweep_dir",
+    "python -m benchmarks.run -m experiment=paper_table method=vace model=wan2.1_vace_1.3b "
+    "hydra.sweep.dir=multirun/paper":
+        "tests/test_vace.py::test_paper_table_gains_the_vace_row_from_a_second_multirun_into_its_sweep_dir",
     "python -m benchmarks.run -m experiment=kvlock_ablation":
         "tests/test_experiment.py::test_every_experiment_composes_into_valid_jobs",
     "python -m benchmarks.run -m experiment=kvedit_table":
@@ -49,7 +53,7 @@ COVERED_BY = {
         "tests/test_data_benchmarks.py::test_unseen_clips_run_end_to_end_in_both_layouts",
     "python -m benchmarks.run -m experiment=kvedit_table dataset=pie_bench dataset.root=data/PIE":
         "tests/test_data_benchmarks.py::test_unseen_clips_run_end_to_end_in_both_layouts",
-    "python -m benchmarks.report multirun/<name>/<date> --table kvlock_main --format latex":
+    "python -m benchmarks.report multirun/paper --table kvlock_main --format latex":
         "tests/test_report.py::test_cli_latex_file_plot_and_errors",
     "python -m benchmarks.evaluate --source src.mp4 --edited edit.mp4 --mask masks/ "
     '--source-prompt "a black swan" --target-prompt "a white duck" --json':

@@ -125,3 +125,22 @@ def test_vace_on_a_backbone_without_vace_conditioning_is_a_clear_error(tiny_back
     """method=vace on plain Wan would silently sample text-to-video: it is refused."""
     with pytest.raises(ValueError, match="needs a backbone that reads method.conditioning=vace"):
         run_edit(tiny_backbone, random_clip, compose_method("vace", steps=2), seed=0)
+
+
+def test_paper_table_gains_the_vace_row_from_a_second_multirun_into_its_sweep_dir(tmp_path):
+    """The README's two paper_table commands: the method given on the command line replaces the
+    experiment's method list, and VACE's job dir sits beside the first run's in one table."""
+    from conftest import TINY_RUN, run_module
+
+    sweep = tmp_path / "paper"
+    common = ("-m", "experiment=paper_table", *TINY_RUN, "run.limit=1", "sampler.steps=2",
+              "logger=csv", "report.plot=false", f"paths.cache_dir={tmp_path / 'cache'}",
+              f"hydra.sweep.dir={sweep}")
+    for method, model in (("kvlock", "wan_tiny"), ("vace", "wan_vace_tiny")):
+        result = run_module("benchmarks.run", *common, f"method={method}", f"model={model}",
+                            cwd=tmp_path)
+        assert result.returncode == 0, result.stdout[-3000:]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0_kvlock", "0_vace"]
+    table = (sweep / "report.md").read_text()
+    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")]
+    assert {"KV-Lock", "VACE (trained)"} <= set(rows)

@@ -56,6 +56,7 @@ MAIN_METHODS = {
     "fixed_fusion": "Fixed fusion α=0.5 (ProEdit-like)",
     "cfg_zero_star": "CFG-Zero*",
     "apg": "APG",
+    "vace": "VACE (trained)",
     "fixed_cfg": "KV-Lock KV, fixed CFG",
     "full_injection": "Full injection",
     "hard_lock": "Hard lock (KV-Edit)",

@@ -116,7 +116,9 @@ def pad_to_multiple(frames: torch.Tensor, multiple: int = PAD_MULTIPLE):
     h, w = frames.shape[-2:]
     pad_h, pad_w = -h % multiple, -w % multiple
     top, left = pad_h // 2, pad_w // 2
-    padded = F.pad(frames, [left, pad_w - left, top, pad_h - top], mode="replicate")
+    # contiguous (NCHW) as VBench's padded frames are: a channels-last input would make the
+    # convolutions sum in another order (differences of ~1e-6)
+    padded = F.pad(frames.contiguous(), [left, pad_w - left, top, pad_h - top], mode="replicate")
     return padded, lambda x: x[..., top: top + h, left: left + w]
 
 

@@ -155,3 +155,6 @@ def test_bad_checkpoint_names_the_file(tmp_path):
     torch.save({"state_dict": state}, tmp_path / "amt-s.pth")
     with pytest.raises(ValueError, match="amt-s.pth: not an AMT-S state dict"):
         load_amt_s(tmp_path / "amt-s.pth")
+    (tmp_path / "cut.pth").write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(ValueError, match="cut.pth: cannot be read as a weights file"):
+        load_amt_s(tmp_path / "cut.pth")

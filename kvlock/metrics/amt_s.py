@@ -9,6 +9,7 @@ entry), so it loads with strict=True. Frames are padded to a multiple of 16 as V
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -125,7 +126,10 @@ def pad_to_multiple(frames: torch.Tensor, multiple: int = PAD_MULTIPLE):
 def load_amt_s(path: Path) -> AMTS:
     """AMT-S with the weights of `path` (the official checkpoint holds them under
     `state_dict`; a bare state dict is accepted too); strict: every key must match."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        raise ValueError(f"{path}: cannot be read as a weights file: {err}") from err
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path}: not an AMT-S checkpoint (a {type(checkpoint).__name__})")
     state = checkpoint.get("state_dict", checkpoint)

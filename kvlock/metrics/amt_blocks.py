@@ -86,8 +86,8 @@ class PyramidEncoder(nn.Module):
         super().__init__()
         self.levels = len(channels)
         for index, (c_in, c_out) in enumerate(zip([3, *channels[:-1]], channels), 1):
-            self.add_module(f"pyramid{index}",
-                            nn.Sequential(conv_prelu(c_in, c_out, 3, 2, 1), conv_prelu(c_out, c_out)))
+            level = nn.Sequential(conv_prelu(c_in, c_out, 3, 2, 1), conv_prelu(c_out, c_out))
+            self.add_module(f"pyramid{index}", level)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = []

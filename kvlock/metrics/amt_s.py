@@ -71,7 +71,8 @@ class AMTS(nn.Module):
         if downsample != 1:
             small0 = resize(flow0, 1 / downsample) / downsample
             small1 = resize(flow1, 1 / downsample) / downsample
-        corr0, corr1 = corr.lookup(grid + small1 * (1.0 / embt), grid + small0 * (1.0 / (1.0 - embt)))
+        corr0, corr1 = corr.lookup(grid + small1 * (1.0 / embt),
+                                   grid + small0 * (1.0 / (1.0 - embt)))
         delta_feature, delta_flow = update(feature, torch.cat([small0, small1], 1),
                                            torch.cat([corr0, corr1], 1))
         return flow0 + delta_flow[:, 0:2], flow1 + delta_flow[:, 2:4], feature + delta_feature

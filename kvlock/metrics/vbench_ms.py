@@ -56,8 +56,8 @@ def amt_midframes(model: torch.nn.Module, frame0: torch.Tensor, frame1: torch.Te
 
 
 def motion_smoothness(frames: np.ndarray, interpolate, device, batch_size: int) -> torch.Tensor:
-    """(T, H, W, 3) uint8 -> (T_odd,) float64 per-frame (255 - mean|pred - real|) / 255 for the odd frames
-    that lie between two even ones; `interpolate(f0, f1)` maps (N, 3, H, W) pairs in [0, 1]."""
+    """(T, H, W, 3) uint8 -> (T_odd,) float64 per-frame (255 - mean|pred - real|) / 255 for the
+    odd frames that lie between two even ones; `interpolate(f0, f1)` maps (N, 3, H, W) pairs in [0, 1]."""
     even = unit_tensor(frames[0::2])
     pairs = len(even) - 1
     predicted = []
@@ -68,7 +68,8 @@ def motion_smoothness(frames: np.ndarray, interpolate, device, batch_size: int) 
             # AMT tensor2img: (x * 255) in float32, clipped, truncated by astype(np.uint8)
             predicted.append((out.float() * 255.0).clamp(0, 255).floor().cpu())
     pred = torch.cat(predicted).double()
-    real = torch.from_numpy(np.ascontiguousarray(frames[1::2][:pairs])).permute(0, 3, 1, 2).double()
+    real = torch.from_numpy(np.ascontiguousarray(frames[1::2][:pairs]))
+    real = real.permute(0, 3, 1, 2).double()
     return (255.0 - (pred - real).abs().mean(dim=(1, 2, 3))) / 255.0
 
 

@@ -57,7 +57,8 @@ def amt_midframes(model: torch.nn.Module, frame0: torch.Tensor, frame1: torch.Te
 
 def motion_smoothness(frames: np.ndarray, interpolate, device, batch_size: int) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (T_odd,) float64 per-frame (255 - mean|pred - real|) / 255 for the
-    odd frames that lie between two even ones; `interpolate(f0, f1)` maps (N, 3, H, W) pairs in [0, 1]."""
+    odd frames that lie between two even ones; `interpolate(f0, f1)` maps (N, 3, H, W) pairs
+    in [0, 1]."""
     even = unit_tensor(frames[0::2])
     pairs = len(even) - 1
     predicted = []

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import torch
 
-from kvlock.weights import ensure, entry, local_path
+from kvlock.weights import ensure, entry
 
 T = TypeVar("T")
 
@@ -84,7 +84,3 @@ def model_file(name: str, weights_dir: str | None, offline: bool) -> Path | None
 def fetch_hint(name: str) -> str:
     return entry(name).fetch_command
 
-
-def present_file(name: str, weights_dir: str | None) -> Path | None:
-    """Catalog file `name` if it is already on disk (never downloads)."""
-    return local_path(entry(name), weights_dir)

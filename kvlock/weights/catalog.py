@@ -57,6 +57,7 @@ CATALOG: tuple[ModelFile, ...] = (
         url="https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
         hub_repo="facebookresearch/dino:main",
     ),
+    # VBench vbench/utils.py (motion_smoothness): huggingface.co/lalala125/AMT/resolve/main/amt-s.pth
     ModelFile(
         "amt-s", ("vbench_ms",), "AMT-S frame interpolation (VBench motion_smoothness)", "hf",
         "amt-s.pth", repo="lalala125/AMT",
@@ -65,7 +66,11 @@ CATALOG: tuple[ModelFile, ...] = (
         "laion-aesthetic-linear", ("vbench_aq",),
         "LAION aesthetic linear head on CLIP ViT-L/14 (VBench aesthetic_quality)", "url",
         "sa_0_4_vit_l_14_linear.pth",
-        url="https://github.com/LAION-AI/aesthetic-predictor/raw/main/sa_0_4_vit_l_14_linear.pth",
+        # VBench vbench/aesthetic_quality.py `get_aesthetic_model` url_model; digest of the file
+        # at LAION-AI/aesthetic-predictor main (4071 bytes; keys weight (1, 768), bias (1,))
+        url="https://raw.githubusercontent.com/LAION-AI/aesthetic-predictor/main/"
+        "sa_0_4_vit_l_14_linear.pth",
+        sha256="2cd4e60f4f24ae3bcd57b847b13c1f3ba27edc28cc1a7f9ce74ee9f421243cba",
     ),
     _torch_url(
         "musiq-spaq", ("vbench_iq",), "MUSIQ trained on SPAQ (pyiqa; VBench imaging_quality)",
@@ -73,6 +78,7 @@ CATALOG: tuple[ModelFile, ...] = (
         "musiq_spaq_ckpt-358bb6af.pth",
         subdir="pyiqa",
     ),
+    # tgxs002/HPSv2 hpsv2/utils.py `hps_version_map["v2.1"]`, img_score.py `hf_hub_download`
     ModelFile(
         "hps-v2.1", ("hpsv2",), "HPS v2.1 (open_clip ViT-H-14 fine-tuned)", "hf",
         "HPS_v2.1_compressed.pt", repo="xswu/HPSv2",
@@ -81,9 +87,13 @@ CATALOG: tuple[ModelFile, ...] = (
         "laion-improved-aesthetic", ("laion_aes",),
         "LAION improved aesthetic predictor MLP on CLIP ViT-L/14", "url",
         "sac+logos+ava1-l14-linearMSE.pth",
+        # the file at the repo root on main (3714759 bytes; keys layers.0/2/4/6/7.*), the URL
+        # as THUDM/ImageReward ImageReward/utils.py `_SCORES["Aesthetic"]` spells it
         url="https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/"
-        "sac+logos+ava1-l14-linearMSE.pth",
+        "sac%2Blogos%2Bava1-l14-linearMSE.pth",
+        sha256="21dd590f3ccdc646f0d53120778b296013b096a035a2718c9cb0d511bff0f1e0",
     ),
+    # THUDM/ImageReward ImageReward/utils.py `_MODELS`, `ImageReward_download` (both files)
     ModelFile(
         "image-reward", ("image_reward",), "ImageReward v1.0 (BLIP + MLP)", "hf", "ImageReward.pt",
         repo="THUDM/ImageReward",

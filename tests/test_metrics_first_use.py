@@ -1,8 +1,10 @@
-"""A model metric fetches its weights on first use (from a loopback mirror) and uses the cached
-file offline afterwards. (Offline n/c reasons: tests/test_metrics_models.py.)"""
+"""A model metric fetches its weights on first use (from a loopback server) and uses the cached
+file offline afterwards; a non-Hub URL goes through KVLOCK_WEIGHTS_MIRROR and is checked
+against the catalog's digest. (Offline n/c reasons: tests/test_metrics_models.py.)"""
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import io
 import json
@@ -13,39 +15,37 @@ import pytest
 import torch
 
 from kvlock.metrics import MetricInputs, build_metrics, evaluate
-from kvlock.weights import MIRROR_ENV, entry, url_destination
+from kvlock.metrics.amt_s import AMTS
+from kvlock.weights import MIRROR_ENV, entry
 
 
-@pytest.fixture(scope="module")
-def inputs():
-    rng = np.random.default_rng(1)
-    source = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
-    mask = np.zeros((3, 64, 64), bool)
-    mask[:, 16:48, 16:48] = True
-    edited = source.copy()
-    edited[mask] = 255 - edited[mask]
-    return MetricInputs(source, edited, mask, "a cat", "a dog")
-
-
-def _head_bytes(width: int) -> bytes:
-    torch.manual_seed(3)
+def _amt_s_checkpoint() -> bytes:
+    """A seeded random AMT-S in the trainer's checkpoint format (as amt-s.pth)."""
+    torch.manual_seed(5)
     buffer = io.BytesIO()
-    torch.save(torch.nn.Linear(width, 1).state_dict(), buffer)  # VBench's aesthetic head format
+    torch.save({"epoch": 0, "state_dict": AMTS().state_dict()}, buffer)
     return buffer.getvalue()
 
 
-class Mirror(http.server.ThreadingHTTPServer):
-    payload = _head_bytes(512)  # the head on ViT-B-32's 512-wide embeddings
+class Hub(http.server.ThreadingHTTPServer):
+    payload = _amt_s_checkpoint()
+    sha = hashlib.sha256(payload).hexdigest()
     paths: list[str] = []
 
 
-class MirrorHandler(http.server.BaseHTTPRequestHandler):
+class HubHandler(http.server.BaseHTTPRequestHandler):
+    """Serves `payload` at every path as a Hub LFS file (the headers huggingface_hub reads)."""
+
     def log_message(self, *args):
         pass
 
-    def do_HEAD(self):  # the length check after a transfer
+    def do_HEAD(self):
         self.send_response(200)
         self.send_header("Content-Length", str(len(self.server.payload)))
+        for header in ("ETag", "X-Linked-Etag"):
+            self.send_header(header, f'"{self.server.sha}"')
+        self.send_header("X-Linked-Size", str(len(self.server.payload)))
+        self.send_header("X-Repo-Commit", "b" * 40)
         self.end_headers()
 
     def do_GET(self):
@@ -54,25 +54,54 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(self.server.payload)
 
 
-def test_first_use_downloads_through_the_mirror_then_runs_offline(inputs, tmp_path, monkeypatch):
-    server = Mirror(("127.0.0.1", 0), MirrorHandler)
+@pytest.fixture
+def hub(monkeypatch):
+    import huggingface_hub.constants
+
+    server = Hub(("127.0.0.1", 0), HubHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv(MIRROR_ENV, f"http://127.0.0.1:{server.server_port}")
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    cfg = {"names": ["vbench_aq"], "offline": False, "device": "cpu", "seed": 0,
-           "weights_dir": str(tmp_path), "allow_random_weights": True,  # the CLIP tower only
-           "options": {"vbench_aq": {"model": "ViT-B-32", "pretrained": None}}}
-    try:
-        row = evaluate(inputs, build_metrics(cfg))
-    finally:
-        server.shutdown()
-    item = entry("laion-aesthetic-linear")
-    assert server.paths == ["/" + item.url.split("://", 1)[1]]
-    assert url_destination(item, str(tmp_path)).read_bytes() == Mirror.payload
-    head = json.loads(row["metrics_models"])["vbench_aq"].split(" + ")[1]
-    assert head == "LAION aesthetic linear head"  # the downloaded file, not a random head
-    assert np.isfinite(row["vbench_aq"])
+    url = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setenv(MIRROR_ENV, url)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # conftest sets it for the suite
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    server.paths = []
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clip_128():
+    """4 frames of 128x128 (AMT-S needs 128 px), a moving square."""
+    frames = np.full((4, 128, 128, 3), 40, np.uint8)
+    for t in range(4):
+        frames[t, 40:80, 20 + 8 * t : 60 + 8 * t] = 220
+    mask = np.zeros((4, 128, 128), bool)
+    mask[:, 32:96, 16:112] = True
+    return MetricInputs(frames, frames.copy(), mask, "a square", "a circle")
+
+
+def test_first_use_downloads_the_checkpoint_then_runs_offline(hub, clip_128, tmp_path, monkeypatch):
+    cfg = {"names": ["vbench_ms"], "offline": False, "device": "cpu", "weights_dir": str(tmp_path)}
+    row = evaluate(clip_128, build_metrics(cfg))
+    assert hub.paths == ["/lalala125/AMT/resolve/main/amt-s.pth"]
+    assert json.loads(row["metrics_models"]) == {"vbench_ms": "AMT-S"}  # the file, not random
+    assert 0 < row["vbench_ms"] <= 1 and row["metrics_random_weights"] is False
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # second use: the cached file, nothing fetched
-    again = evaluate(inputs, build_metrics({**cfg, "offline": True}))
-    assert again["vbench_aq"] == row["vbench_aq"]
+    again = evaluate(clip_128, build_metrics({**cfg, "offline": True}))
+    assert again["vbench_ms"] == row["vbench_ms"] and len(hub.paths) == 1
+
+
+def test_mirrored_url_with_the_wrong_digest_is_refused_and_removed(hub, clip_128, tmp_path):
+    """The aesthetic head lives on GitHub: the mirror serves it at <mirror>/<host>/<path>; the
+    loopback bytes are not the real file, so the catalog's sha256 refuses them."""
+    cfg = {"names": ["vbench_aq"], "offline": False, "device": "cpu", "weights_dir": str(tmp_path),
+           "allow_random_weights": True,  # a random CLIP tower; the head must come from the file
+           "options": {"vbench_aq": {"model": "ViT-B-32", "pretrained": None}}}
+    row = evaluate(clip_128, build_metrics(cfg))
+    item = entry("laion-aesthetic-linear")
+    assert hub.paths == ["/" + item.url.split("://", 1)[1]]
+    head = json.loads(row["metrics_models"])["vbench_aq"].split(" + ")[1]
+    assert head == "LAION aesthetic linear head (random init, seed 0)"  # the file was refused
+    assert [p for p in tmp_path.rglob("*.pth")] == []

@@ -175,7 +175,7 @@ def save_tiny_cogvideox_pipeline(path):
     return pipe
 
 
-def test_saved_cogvideox_pipeline_loads_through_the_config_and_bridges_v_prediction(tmp_path):
+def test_saved_cogvideox_pipeline_loads_through_the_config_and_bridges_v_prediction(tmp_path, random_clip):
     from omegaconf import OmegaConf
 
     from kvlock.backbones import build_backbone
@@ -213,6 +213,12 @@ def test_saved_cogvideox_pipeline_loads_through_the_config_and_bridges_v_predict
     torch.testing.assert_close(x_t - t * v, float(a) * x_tau - float(sigma) * v_hat, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(x_t + (1 - t) * v, float(sigma) * x_tau + float(a) * v_hat, atol=1e-4, rtol=1e-4)
     assert backbone.decode_latents(z).shape == frames.shape
+
+    # fg-only through the bridge and the sin-cos position embeddings is still a pure speed-up
+    full = run_edit(backbone, random_clip, EditConfig(steps=3, guidance=NO_CFG), seed=0)
+    fast = run_edit(backbone, random_clip, EditConfig(steps=3, guidance=NO_CFG, fg_only=True), seed=0)
+    torch.testing.assert_close(fast.latents, full.latents, atol=1e-4, rtol=0)
+    assert fast.stats["fg_tokens"] < fast.stats["total_tokens"]
 
 
 def test_memory_estimate_reads_the_backbone_interface(joint_backbone):

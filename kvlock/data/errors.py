@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 
 
 class DataError(Exception):
@@ -23,3 +25,22 @@ class FailedItem:
     video_id: str
     edit_type: str
     error: str
+
+
+def read_json_file(path: Path, expected: type, missing: str, expected_what: str):
+    """The JSON value of `path` (UTF-8, a byte-order mark tolerated), which must be an
+    `expected` (list or dict); DataError naming the file and the problem otherwise (`missing`:
+    what to say when it does not exist, `expected_what`: e.g. "a JSON list of edits")."""
+    if not path.is_file():
+        raise DataError(path, missing)
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"not valid UTF-8 (byte {err.start})") from err
+    except json.JSONDecodeError as err:
+        raise DataError(
+            path, f"line {err.lineno}: malformed JSON ({err.msg} at column {err.colno})"
+        ) from err
+    if not isinstance(value, expected):
+        raise DataError(path, f"expected {expected_what}, got {type(value).__name__}")
+    return value

@@ -16,7 +16,6 @@ bracketed words are kept in meta["edited_words"].
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kvlock.data.errors import DataError, FailedItem
+from kvlock.data.errors import DataError, FailedItem, read_json_file
 from kvlock.data.masks import check_clip
 from kvlock.data.sample import EditSample, canonical_edit_type
 from kvlock.data.video_io import list_images, read_frames, read_mask_files
@@ -179,19 +178,7 @@ def _edit_files(prompts: Path, selection) -> list[Path]:
 
 
 def _read_list(file: Path) -> list:
-    if not file.is_file():
-        raise DataError(file, "prompt file not found")
-    try:
-        entries = json.loads(file.read_bytes().decode("utf-8-sig"))
-    except UnicodeDecodeError as err:
-        raise DataError(file, f"not valid UTF-8 (byte {err.start})") from err
-    except json.JSONDecodeError as err:
-        raise DataError(
-            file, f"line {err.lineno}: malformed JSON ({err.msg} at column {err.colno})"
-        ) from err
-    if not isinstance(entries, list):
-        raise DataError(file, f"expected a JSON list of edits, got {type(entries).__name__}")
-    return entries
+    return read_json_file(file, list, "prompt file not found", "a JSON list of edits")
 
 
 def _deselected(entry, wanted: set[int] | None) -> bool:

@@ -16,7 +16,6 @@ fails the edit here. Labels are PIE's category folder names (PIE_EDIT_TYPES).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kvlock.data.errors import DataError, FailedItem
+from kvlock.data.errors import DataError, FailedItem, read_json_file
 from kvlock.data.masks import check_clip
 from kvlock.data.sample import EditSample, canonical_edit_type
 from kvlock.data.video_io import read_image
@@ -160,19 +159,8 @@ def _load(key, entry, mapping_path: Path, image_root: Path, size, border: bool) 
 
 
 def _read_mapping(path: Path) -> dict:
-    if not path.is_file():
-        raise DataError(path, "mapping file not found (expected <root>/mapping_file.json)")
-    try:
-        mapping = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except UnicodeDecodeError as err:
-        raise DataError(path, f"not valid UTF-8 (byte {err.start})") from err
-    except json.JSONDecodeError as err:
-        raise DataError(
-            path, f"line {err.lineno}: malformed JSON ({err.msg} at column {err.colno})"
-        ) from err
-    if not isinstance(mapping, dict):
-        raise DataError(path, f"expected a JSON object of entries, got {type(mapping).__name__}")
-    return mapping
+    return read_json_file(path, dict, "mapping file not found (expected <root>/mapping_file.json)",
+                          "a JSON object of entries")
 
 
 def _wanted(selection) -> set[str] | None:

@@ -26,8 +26,8 @@ def measure(models: list[str], sizes: Sizes, methods: list[str]) -> dict:
     results = {}
     for model in tqdm(models, desc="backbones", unit="model"):
         backbone = build_backbone(OmegaConf.load(REPO / "conf" / "model" / f"{model}.yaml"))
-        ratios, forward_s = measure_overhead(backbone, sizes, methods)
-        results[model] = {"forward_s": forward_s, "overhead": ratios, "fg_only": measure_fg_only(backbone, sizes)}
+        _, forward_s, overhead = measure_overhead(backbone, sizes, methods)
+        results[model] = {"forward_s": forward_s, "overhead": overhead, "fg_only": measure_fg_only(backbone, sizes)}
     return results
 
 
@@ -37,19 +37,25 @@ def markdown(results: dict, sizes: Sizes, methods: list[str]) -> str:
         "# Performance per backbone",
         "",
         f"Measured by `python -m benchmarks.perf_backbones` on {torch.get_num_threads()} CPU thread(s), clip "
-        f"{sizes.frames}x{sizes.height}x{sizes.width}, {sizes.steps} steps, median of {sizes.repeats} "
-        "repeat(s) after a warm-up. Overhead: wall / (NFE × plain forward); fg-only: full-token / fg-only "
-        "hard-lock edit loop (inversion cached).",
+        f"{sizes.frames}x{sizes.height}x{sizes.width}, {sizes.steps} steps, median (min–max) of "
+        f"{sizes.repeats} interleaved repeat(s) after a warm-up. Overhead: wall / (NFE × plain forward), "
+        "the plain forward timed in the same repeat; fg-only: full-token / fg-only hard-lock edit loop "
+        "(inversion cached).",
         "",
         "| backbone | plain forward | " + " | ".join(f"overhead {m}" for m in methods) + " | "
         + " | ".join(f"fg-only ×, area {a}" for a in areas) + " |",
         "|---" * (2 + len(methods) + len(areas)) + "|",
     ]
     for model, r in results.items():
-        cells = [f"{r['forward_s'] * 1000:.1f} ms"] + [f"{r['overhead'][m]:.2f}" for m in methods]
-        cells += [f"{r['fg_only'][a]['speedup']:.2f} (fg {r['fg_only'][a]['fg_token_fraction']:.2f})" for a in areas]
+        cells = [f"{r['forward_s'] * 1000:.1f} ms"] + [_median_range(r["overhead"][m]) for m in methods]
+        cells += [f"{_median_range(r['fg_only'][a]['spread'])} (fg {r['fg_only'][a]['fg_token_fraction']:.2f})"
+                  for a in areas]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _median_range(spread: dict) -> str:
+    return f"{spread['median']:.2f} ({spread['min']:.2f}–{spread['max']:.2f})"
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -27,3 +27,15 @@ def test_perf_quick_writes_every_documented_key(tmp_path):
     assert report["inversion_store_bytes_vs_formula"] == 1.0  # the store's bytes are the formula's
     assert report["gpu"]["available"] is False or "device" in report["gpu"]
     assert "Hook overhead" in results.read_text()
+
+
+def test_perf_backbones_writes_a_row_per_backbone(tmp_path):
+    results = tmp_path / "RESULTS_backbones.md"
+    subprocess.run([sys.executable, "-m", "benchmarks.perf_backbones", "--frames", "5", "--size", "32",
+                    "--steps", "2", "--repeats", "1", "--results", str(results)], cwd=REPO, check=True,
+                   capture_output=True, text=True, timeout=600)
+    rows = [line for line in results.read_text().splitlines() if line.startswith("| ") and "ms |" in line]
+    assert [row.split("|")[1].strip() for row in rows] == ["wan_tiny", "cogvideox_tiny", "hunyuan_tiny"]
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")[3:-1]]  # overhead kvlock, hard_lock, fg-only x3
+        assert len(cells) == 5 and all(float(c.split()[0]) > 0 for c in cells), row

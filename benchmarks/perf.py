@@ -215,6 +215,7 @@ def measure_memory(sizes: Sizes) -> dict:
     return {
         "noised_peak_rss": {str(k): v["peak_rss"] for k, v in noised.items()},
         "noised_memory_ratio": noised[hi]["peak_rss"] / max(noised[lo]["peak_rss"], 1),
+        "noised_detector_bytes": {str(k): v["detector_bytes"] for k, v in noised.items()},
         "inversion_peak_rss": {str(k): v["peak_rss"] for k, v in inversion.items()},
         "inversion_retained_bytes": {str(k): v["retained_bytes"] for k, v in inversion.items()},
         "inversion_store_bytes": {str(k): v["kv_store_bytes"] for k, v in inversion.items()},
@@ -271,6 +272,7 @@ def peak_rss_child(args: list[str]) -> None:
         "peak_rss": peak - before,
         "kv_store_bytes": out.stats["kv_store_bytes"],
         "retained_bytes": out.stats["retained_bytes"],
+        "detector_bytes": out.stats["detector_bytes"],
         "kv_formula": kv_formula if cfg.source == "inversion" else 0,
         "device": str(backbone.device),
     }))
@@ -399,6 +401,10 @@ def write_results(path: Path, report: dict) -> None:
         "",
         f"Inversion store bytes by steps: {mem['inversion_store_bytes']}; store + trajectory: "
         f"{mem['inversion_retained_bytes']}; edit peak-RSS growth: {mem['inversion_peak_rss']}. {mem['offload_note']}.",
+        "",
+        f"Noised provider (kvlock): edit peak-RSS growth by steps: {mem['noised_peak_rss']}; bytes its "
+        f"hallucination detector keeps (the variance window, W = window·steps predictions): "
+        f"{mem['noised_detector_bytes']}.",
         "",
         "## 4. Sweep economy: 4 hard-lock configs × 2 edits, source cache on vs off",
         "",

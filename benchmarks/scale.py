@@ -74,18 +74,26 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def timed_edit(backbone, sample, cfg, sampler_cls) -> dict:
-    """One edit; seconds per denoising step (median gap between step callbacks), peak RSS during it."""
+    """One edit; seconds per denoising step (median gap between step callbacks) in wall time and
+    in this process's CPU time (which leaves out the time a shared machine kept it waiting for a
+    core), peak RSS during it."""
     from kvlock.engine.editor import run_edit
 
-    stamps = []
+    stamps, cpu_stamps = [], []
+
+    def stamp(_):
+        stamps.append(time.perf_counter())
+        cpu_stamps.append(time.process_time())
+
     sampler = sampler_cls()
     sampler.start()
-    start = time.perf_counter()
-    out = run_edit(backbone, sample, cfg, seed=0, callback=lambda _: stamps.append(time.perf_counter()))
-    total = time.perf_counter() - start
+    start, cpu_start = time.perf_counter(), time.process_time()
+    out = run_edit(backbone, sample, cfg, seed=0, callback=stamp)
+    total, cpu_total = time.perf_counter() - start, time.process_time() - cpu_start
     peak = sampler.stop()
-    gaps = np.diff(stamps).tolist()
+    gaps, cpu_gaps = np.diff(stamps).tolist(), np.diff(cpu_stamps).tolist()
     return {"s_per_it": statistics.median(gaps) if gaps else total / cfg.steps, "step_gaps": gaps,
+            "cpu_s_per_it": statistics.median(cpu_gaps) if cpu_gaps else cpu_total / cfg.steps,
             "wall_s": total, "peak_rss": peak, "out": out}
 
 
@@ -123,7 +131,8 @@ def child(plan: ScalePlan) -> dict:
         sample = make_sample(frames, height, width)
         fg = token_mask(sample.mask, backbone.geometry)
         row = {"size": f"{frames}x{height}x{width}", "tokens": int(fg.numel()),
-               "fg_fraction": float(fg.float().mean()), "s_per_it": {}, "peak_rss": {}, "estimate": {}}
+               "fg_fraction": float(fg.float().mean()), "s_per_it": {}, "cpu_s_per_it": {}, "peak_rss": {},
+               "estimate": {}}
         runs = {m: [] for m in configs}
         for _ in range(plan.repeats):  # interleaved: A B A B ...
             for method in plan.timed_methods:
@@ -133,11 +142,14 @@ def child(plan: ScalePlan) -> dict:
         runs["hard_lock"].append(timed_edit(backbone, sample, configs["hard_lock"], RSSSampler))
         for method, method_runs in runs.items():
             row["s_per_it"][method] = statistics.median(r["s_per_it"] for r in method_runs)
+            row["cpu_s_per_it"][method] = statistics.median(r["cpu_s_per_it"] for r in method_runs)
             row["peak_rss"][method] = max(r["peak_rss"] for r in method_runs) - baseline
             est = estimate_edit(backbone, configs[method], frames, height, width, row["fg_fraction"])
             row["estimate"][method] = {**asdict(est), "total": est.total}
         per_pair = [b["s_per_it"] / a["s_per_it"] for a, b in zip(runs["cfg_zero_star"], runs["kvlock"])]
         row["kvlock_vs_cfg_zero_star_per_repeat"] = per_pair
+        row["kvlock_vs_cfg_zero_star_cpu_per_repeat"] = [
+            b["cpu_s_per_it"] / a["cpu_s_per_it"] for a, b in zip(runs["cfg_zero_star"], runs["kvlock"])]
         hard = runs["hard_lock"][0]["out"]
         row["kv_store_bytes"] = hard.stats["kv_store_bytes"]
         row["kv_store_formula"] = row["estimate"]["hard_lock"]["kv_store"]
@@ -232,6 +244,7 @@ def summarise(raw: dict, equivalence: dict, heldout: dict) -> dict:
         "kv_dtypes_heldout": heldout,
         "kv_store_bytes_vs_formula": largest["kv_store_bytes"] / largest["kv_store_formula"],
         "kvlock_vs_cfg_zero_star": largest["s_per_it"]["kvlock"] / largest["s_per_it"]["cfg_zero_star"],
+        "kvlock_vs_cfg_zero_star_cpu": largest["cpu_s_per_it"]["kvlock"] / largest["cpu_s_per_it"]["cfg_zero_star"],
         "timings": {row["size"]: {"tokens": row["tokens"], "s_per_it": row["s_per_it"],
                                   "peak_rss_gb": {m: v / 1024**3 for m, v in row["peak_rss"].items()},
                                   "kvlock_vs_cfg_zero_star_per_repeat": row["kvlock_vs_cfg_zero_star_per_repeat"]}
@@ -316,6 +329,9 @@ def markdown(scale: dict, plot_name: str, machine: str) -> str:
         f"{', '.join(f'{r:.2f}' for r in rows[-1][1]['kvlock_vs_cfg_zero_star_per_repeat'])}) | "
         f"{scale['kvlock_vs_cfg_zero_star']:.3f} | "
         f"≤ {TARGETS['kvlock_vs_cfg_zero_star']}; paper {PAPER['kvlock_vs_cfg_zero_star']:.2f} (A100) |",
+        f"| the same by the process's CPU time per step (per repeat: "
+        f"{', '.join(f'{r:.2f}' for r in scale['raw']['sizes'][-1]['kvlock_vs_cfg_zero_star_cpu_per_repeat'])}) | "
+        f"{scale['kvlock_vs_cfg_zero_star_cpu']:.3f} | ≤ {TARGETS['kvlock_vs_cfg_zero_star']} |",
         f"| sampler equality with WanPipeline (FlowMatchEuler, {eq['steps']} steps, shift {eq['shift']}, "
         f"CFG {eq['guidance_scale']}): latent max abs Δ | {eq['max_abs']:.2e} (frames ≤ {eq['frames_max_lsb']} "
         f"LSB) | ≤ 1e-4 |",
@@ -345,12 +361,17 @@ def analysis(scale: dict, rows: list) -> list[str]:
     first, last = raw[rows[0][0]], raw[rows[-1][0]]
     gap = [r["peak_rss"]["hard_lock"] - r["estimate"]["hard_lock"]["total"] for r in (first, last)]
     per_token = (gap[1] - gap[0]) / max(last["tokens"] - first["tokens"], 1)
-    ratios = last["kvlock_vs_cfg_zero_star_per_repeat"]
-    noisy = max(ratios) - min(ratios) > TARGETS["kvlock_vs_cfg_zero_star"] - 1
-    verdict = ("The per-repeat ratios above differ by more than the target's margin (the machine was shared), "
-               "so this CPU run neither confirms nor refutes the ≤ 1.10 target; the GPU check measures it on a "
-               "dedicated device." if noisy else
-               "The per-repeat ratios agree within the target's margin.")
+    margin = TARGETS["kvlock_vs_cfg_zero_star"] - 1
+    ratios, cpu_ratios = last["kvlock_vs_cfg_zero_star_per_repeat"], last["kvlock_vs_cfg_zero_star_cpu_per_repeat"]
+    if max(ratios) - min(ratios) <= margin:
+        verdict = "The per-repeat wall-time ratios agree within the target's margin."
+    elif max(cpu_ratios) - min(cpu_ratios) <= margin:
+        verdict = ("The per-repeat wall-time ratios differ by more than the target's margin (the machine was "
+                   "shared); by CPU time, which leaves out the waits for a core, they agree within it.")
+    else:
+        verdict = ("The per-repeat ratios differ by more than the target's margin even by CPU time (the machine "
+                   "was shared), so this CPU run neither confirms nor refutes the ≤ 1.10 target; the GPU check "
+                   "measures it on a dedicated device.")
     return [
         "The memory estimate counts every resident module (transformer, text encoder, codec), the K/V "
         f"store and the trajectory, and a per-row activation term. Here it is {gap[0] / 2**20:.0f}–"
@@ -359,8 +380,10 @@ def analysis(scale: dict, rows: list) -> list[str]:
         "estimate still has to be checked against the GPU check's measured peak.",
         "",
         "cfg_zero_star and kvlock both run four batch rows per step (target cond/uncond and the noised "
-        "source cond/uncond); KV-Lock adds the variance detector and per-token α, elementwise work that "
-        f"is small against the transformer. {verdict}",
+        "source cond/uncond) through the same transformer operations (a profile of both at this "
+        "architecture shows the same matrix-multiply and attention calls per step); KV-Lock adds the "
+        "variance detector and per-token α, elementwise work on the latent that is small against the "
+        f"transformer. {verdict}",
         "",
     ]
 

@@ -20,6 +20,11 @@ class HallucinationDetector:
     Only the elements the signal reads are kept: the foreground elements for "fg", the generated
     elements for "global" (all of them, or `generated` where the editor pastes the rest from the
     source every step, so fg-only and full-token runs read the same numbers), all for "token".
+    Memory: the window's W predictions in their own dtype (float32 from the engine; the running
+    sums need each one back when it leaves the window, so an exact sliding variance cannot hold
+    less) plus the two float64 sums: `nbytes` = W·E·4 + 2·E·8 for E watched elements. W grows
+    with the schedule (a fraction of the steps), so this is the one part of a noised-source edit
+    whose memory grows with the step count.
     """
 
     def __init__(self, window: int, signal: str, fg_latent: torch.Tensor, patch_size,
@@ -35,26 +40,34 @@ class HallucinationDetector:
         self.shape = None
 
     def select(self, x0_hat: torch.Tensor) -> torch.Tensor:
-        """The elements this signal watches, in float64 (running sums must not drift)."""
-        x = x0_hat.detach().double()
+        """The elements this signal watches, in x̂0's own dtype (the window keeps them as they are;
+        widening to float64 for the sums is exact, so keeping the narrow copy loses nothing)."""
+        x = x0_hat.detach()
         if self.signal == "fg" and self.fg.any():
             return x[self.fg.expand_as(x)]
         if self.signal == "global" and self.generated is not None:
             return x[self.generated.expand_as(x)]
-        return x
+        return x.clone()
 
     def update(self, x0_hat: torch.Tensor) -> None:
-        x = self.select(x0_hat)
+        kept = self.select(x0_hat)
         self.shape = x0_hat.shape
+        x = kept.double()  # running sums in float64: they must not drift
         if self.sum is None:
             self.sum, self.sum_sq = torch.zeros_like(x), torch.zeros_like(x)
-        self.history.append(x)
+        self.history.append(kept)
         self.sum += x
         self.sum_sq += x * x
         if len(self.history) > self.window:
-            old = self.history.popleft()
+            old = self.history.popleft().double()
             self.sum -= old
             self.sum_sq -= old * old
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the detector holds: the window's predictions and the two running sums."""
+        sums = 0 if self.sum is None else self.sum.nbytes + self.sum_sq.nbytes
+        return sum(x.nbytes for x in self.history) + sums
 
     @property
     def ready(self) -> bool:

@@ -34,3 +34,44 @@ def test_guard_names_configs_that_would_fit(tiny_backbone):
     assert "65x64x64" in message and "method.kv_store=cpu" in message and "max_frames=" in message
     assert "\n" not in message
     assert check_fits(tiny_backbone, cfg, 65, 64, 64, free=need * 2).total == need
+
+
+def live_tensor_bytes() -> int:
+    """Bytes of every tensor storage reachable from Python objects now (each storage once)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    storages = {}
+    for obj in gc.get_objects():
+        if isinstance(obj, torch.Tensor) and obj.device.type == "cpu":
+            storage = obj.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+    return sum(storages.values())
+
+
+def test_kvlock_keeps_only_its_variance_window_across_steps(tiny_backbone, random_clip, one_torch_thread):
+    """KV-Lock (noised source, every-step composition): what survives a step is the detector's
+    window of W float32 predictions plus two float64 sums of the E foreground elements, nothing
+    per step (no trace tensors, no per-t latents or K/V): live tensor bytes stay flat once the
+    window is full, and the kept bytes follow W, not the step count."""
+    from kvlock.engine.token_mask import tokens_to_latent
+    from kvlock.methods import compose_method
+
+    fg = tokens_to_latent(token_mask(random_clip.mask, tiny_backbone.geometry), tiny_backbone.geometry)
+    elements = int(fg.sum()) * tiny_backbone.geometry.latent_channels
+    for steps, window in ((10, 0.2), (30, 0.2), (30, 2 / 30)):
+        cfg = compose_method("kvlock", [f"method.detector.window={window}"], steps=steps)
+        w = cfg.detector.window_steps(steps)
+        probes, live = {w, (w + steps) // 2, steps - 1}, {}
+
+        def probe(info, probes=probes, live=live):
+            if info["step"] in probes:
+                live[info["step"]] = live_tensor_bytes()
+
+        out = run_edit(tiny_backbone, random_clip, cfg, seed=0, callback=probe)
+        assert out.stats["detector_bytes"] == w * elements * 4 + 2 * elements * 8
+        assert out.stats["kv_store_bytes"] == out.stats["retained_bytes"] == 0
+        assert all(isinstance(v, (int, float, bool, type(None))) for row in out.trace for v in row.values())
+        assert len(set(live.values())) == 1, f"{steps} steps: live tensor bytes by step {live}"

@@ -27,6 +27,8 @@ def test_perf_quick_writes_every_documented_key(tmp_path):
     assert report["inversion_store_bytes_vs_formula"] == 1.0  # the store's bytes are the formula's
     assert report["gpu"]["available"] is False or "device" in report["gpu"]
     assert "Hook overhead" in results.read_text()
+    detector = report["memory"]["noised_detector_bytes"]  # KV-Lock's variance window: W = 2 at 2 and 4 steps
+    assert detector["2"] == detector["4"] > 0 and "hallucination detector keeps" in results.read_text()
 
 
 def test_perf_backbones_writes_a_row_per_backbone(tmp_path):

@@ -24,6 +24,7 @@ def test_scale_section_quick_reports_every_key(tmp_path):
     assert scale["kv_store_bytes_ratio"] == {"bfloat16": 0.5, "float8_e4m3fn": 0.25}
     assert scale["kv_store_bytes_vs_formula"] == 1.0
     assert scale["memory_estimate_ratio"] > 0 and scale["kvlock_vs_cfg_zero_star"] > 0
+    assert scale["kvlock_vs_cfg_zero_star_cpu"] > 0 and "by the process's CPU time per step" in results.read_text()
     assert len(scale["timings"]) == 3 and all(t["s_per_it"]["kvlock"] > 0 for t in scale["timings"].values())
     text = results.read_text()
     assert text.startswith("# Performance results\n\nkept text") and "## Wan2.1-1.3B architecture on CPU" in text

@@ -26,10 +26,12 @@ def wan_forward(transformer, latents: torch.Tensor, t: torch.Tensor, context: to
 
     x = latents.to(dtype)
     freqs_cos, freqs_sin = transformer.rope(x)  # (1, N, 1, head_dim) each
-    hidden = transformer.patch_embedding(x).flatten(2).transpose(1, 2).contiguous()  # (B, N, D)
-    if token_index is not None:
+    if token_index is None:
+        embedded = transformer.patch_embedding(x).flatten(2)  # (B, D, N)
+    else:
         freqs_cos, freqs_sin = freqs_cos[:, token_index], freqs_sin[:, token_index]
-        hidden = hidden[:, token_index]
+        embedded = embed_tokens(transformer.patch_embedding, x, token_index, grid)  # (B, D, n)
+    hidden = embedded.transpose(1, 2).contiguous()  # (B, n, D)
 
     temb, proj, context, _ = transformer.condition_embedder(t.to(latents.device) * 1000.0, context, None)
     proj = proj.unflatten(1, (6, -1))
@@ -47,8 +49,46 @@ def wan_forward(transformer, latents: torch.Tensor, t: torch.Tensor, context: to
         hidden = sample_to_velocity(hidden, tokens, t.to(latents.device))
 
     if token_index is not None:
-        full = hidden.new_zeros(b, grid[0] * grid[1] * grid[2], hidden.shape[-1])
-        full[:, token_index] = hidden
-        hidden = full
+        # channels first, then each token's latent pixels copied straight to their places: one
+        # copy of the fg outputs instead of a scatter into all tokens and a permute of them all
+        channels = hidden.shape[-1] // (pt * ph * pw)
+        per_channel = hidden.view(b, -1, channels).transpose(1, 2).contiguous()  # (B, C, n·pt·ph·pw)
+        out = hidden.new_zeros(b, channels, f * h * w)
+        out.index_copy_(2, token_latent_pixels(token_index, grid, (pt, ph, pw)), per_channel)
+        return out.view(b, channels, f, h, w)
     out = hidden.reshape(b, *grid, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
     return out.flatten(6, 7).flatten(4, 5).flatten(2, 3)
+
+
+def embed_tokens(patch_embedding, x: torch.Tensor, token_index: torch.Tensor,
+                 grid: tuple[int, int, int]) -> torch.Tensor:
+    """Patch embedding of the tokens in `token_index` only: x (B, C, F, h, w) -> (B, D, n).
+
+    The patch convolution (kernel = stride = patch) runs on the latent box that holds those
+    tokens, so a small mask pays for its box instead of the whole clip; each token's output is
+    its own patch's dot product either way (equal to the full convolution's, bit for bit, in the
+    fg-only tests)."""
+    pt, ph, pw = patch_embedding.kernel_size
+    _, gh, gw = grid
+    frame, rest = token_index // (gh * gw), token_index % (gh * gw)
+    coords = (frame, rest // gw, rest % gw)
+    lo = [int(c.min()) for c in coords]
+    hi = [int(c.max()) + 1 for c in coords]
+    box = x[:, :, lo[0] * pt:hi[0] * pt, lo[1] * ph:hi[1] * ph, lo[2] * pw:hi[2] * pw]
+    box_h, box_w = hi[1] - lo[1], hi[2] - lo[2]
+    local = ((coords[0] - lo[0]) * box_h + coords[1] - lo[1]) * box_w + coords[2] - lo[2]
+    return patch_embedding(box).flatten(2).index_select(2, local)
+
+
+def token_latent_pixels(token_index: torch.Tensor, grid: tuple[int, int, int],
+                        patch: tuple[int, int, int]) -> torch.Tensor:
+    """(n,) token indices on the (F', h', w') token grid -> (n·pt·ph·pw,) flat offsets of their
+    latent pixels in (F, h, w), token by token in proj_out's order (pt, ph, pw)."""
+    (_, gh, gw), (pt, ph, pw) = grid, patch
+    h, w = gh * ph, gw * pw
+    frame, rest = token_index // (gh * gw), token_index % (gh * gw)
+    corner = frame * pt * h * w + (rest // gw) * ph * w + (rest % gw) * pw  # (n,)
+    dev = token_index.device
+    within = (torch.arange(pt, device=dev)[:, None, None] * h * w
+              + torch.arange(ph, device=dev)[None, :, None] * w + torch.arange(pw, device=dev)).flatten()
+    return (corner[:, None] + within[None, :]).flatten()

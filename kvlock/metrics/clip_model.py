@@ -20,7 +20,7 @@ from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
 from PIL import Image
 
-from kvlock.metrics.base import MetricSettings
+from kvlock.metrics.base import Metric, MetricSettings
 from kvlock.metrics.weights import LoadedModel, load_or_random
 from kvlock.weights import CATALOG, FETCH_COMMAND, ModelFile, downloads_allowed, ensure
 
@@ -72,6 +72,23 @@ def check_clip_model(name: str) -> None:
         raise ValueError(
             f"Unknown open_clip model '{name}'. Available: {', '.join(open_clip.list_models())}"
         )
+
+
+class NamedClipMetric(Metric):
+    """A metric on its own open_clip model: per-metric options `model` (default `default_model`)
+    and `pretrained` (default "openai"); the model name is the column's variant."""
+
+    default_model: str
+
+    def __init__(self, settings: MetricSettings, model: str | None = None,
+                 pretrained: str | None = "openai"):
+        super().__init__(settings)
+        self.model, self.pretrained = model or self.default_model, pretrained
+        check_clip_model(self.model)
+
+    @property
+    def variant(self) -> str:
+        return self.model
 
 
 def clip_for(

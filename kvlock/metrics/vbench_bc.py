@@ -9,13 +9,11 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from kvlock.metrics.base import (
     TOO_FEW_FRAMES,
-    Metric,
     MetricInputs,
     MetricResult,
-    MetricSettings,
     frame_mean,
 )
-from kvlock.metrics.clip_model import check_clip_model, clip_for
+from kvlock.metrics.clip_model import NamedClipMetric, clip_for
 from kvlock.metrics.consistency import pair_count, vbench_similarity
 from kvlock.metrics.registry import register_metric
 
@@ -31,24 +29,14 @@ def vbench_clip_pixels(frames: np.ndarray, size: int) -> torch.Tensor:
 
 
 @register_metric("vbench_bc")
-class VBenchBackgroundConsistency(Metric):
+class VBenchBackgroundConsistency(NamedClipMetric):
     """Mean over frames i >= 1 of (max(0, cos(f_{i-1}, f_i)) + max(0, cos(f_0, f_i))) / 2 on the
     whole edited frames; open_clip `model`/`pretrained` (default ViT-B-32/openai, as VBench)."""
 
     title = "BC"
     higher_is_better = True
     scale = 1e2
-
-    def __init__(
-        self, settings: MetricSettings, model: str = "ViT-B-32", pretrained: str | None = "openai"
-    ):
-        super().__init__(settings)
-        check_clip_model(model)
-        self.model, self.pretrained = model, pretrained
-
-    @property
-    def variant(self) -> str:
-        return self.model
+    default_model = "ViT-B-32"
 
     def _compute(self, inputs: MetricInputs) -> MetricResult:
         clip = clip_for(self.settings, self.model, self.pretrained)

@@ -4,15 +4,13 @@ against the catalog's digest. (Offline n/c reasons: tests/test_metrics_models.py
 
 from __future__ import annotations
 
-import hashlib
-import http.server
 import io
 import json
-import threading
 
 import numpy as np
 import pytest
 import torch
+from loopback_hub import LoopbackHub, use_as_hub_endpoint
 
 from kvlock.metrics import MetricInputs, build_metrics, evaluate
 from kvlock.metrics.amt_s import AMTS
@@ -27,45 +25,11 @@ def _amt_s_checkpoint() -> bytes:
     return buffer.getvalue()
 
 
-class Hub(http.server.ThreadingHTTPServer):
-    payload = _amt_s_checkpoint()
-    sha = hashlib.sha256(payload).hexdigest()
-    paths: list[str] = []
-
-
-class HubHandler(http.server.BaseHTTPRequestHandler):
-    """Serves `payload` at every path as a Hub LFS file (the headers huggingface_hub reads)."""
-
-    def log_message(self, *args):
-        pass
-
-    def do_HEAD(self):
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.server.payload)))
-        for header in ("ETag", "X-Linked-Etag"):
-            self.send_header(header, f'"{self.server.sha}"')
-        self.send_header("X-Linked-Size", str(len(self.server.payload)))
-        self.send_header("X-Repo-Commit", "b" * 40)
-        self.end_headers()
-
-    def do_GET(self):
-        self.server.paths.append(self.path)
-        self.do_HEAD()
-        self.wfile.write(self.server.payload)
-
-
 @pytest.fixture
 def hub(monkeypatch):
-    import huggingface_hub.constants
-
-    server = Hub(("127.0.0.1", 0), HubHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    monkeypatch.setenv("HF_ENDPOINT", url)
-    monkeypatch.setenv(MIRROR_ENV, url)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # conftest sets it for the suite
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    server.paths = []
+    server = LoopbackHub(_amt_s_checkpoint()).start()
+    use_as_hub_endpoint(monkeypatch, server)
+    monkeypatch.setenv(MIRROR_ENV, server.url)
     yield server
     server.shutdown()
 

@@ -4,15 +4,14 @@ server serving seeded random weights in the real file formats."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import subprocess
 import sys
-import threading
 from dataclasses import replace
 
 import pytest
 import torch
+from loopback_hub import LoopbackHub, use_as_hub_endpoint
 
 from kvlock.weights import (
     ChecksumMismatch,
@@ -37,73 +36,18 @@ PAYLOAD = _state_dict_bytes()
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-class Server(http.server.ThreadingHTTPServer):
-    """Serves PAYLOAD at any path as a Hub LFS file; `cut` truncates the next GET body."""
-
-    cut = False
-    gets = 0
-    ranges: list[str] = []
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def _headers(self):
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(PAYLOAD)))
-        self.send_header("ETag", f'"{SHA}"')
-        self.send_header("X-Linked-Etag", f'"{SHA}"')
-        self.send_header("X-Linked-Size", str(len(PAYLOAD)))
-        self.send_header("X-Repo-Commit", "a" * 40)
-        self.end_headers()
-
-    def do_HEAD(self):
-        self._headers()
-
-    def do_GET(self):
-        self.server.gets += 1
-        start = self.headers.get("Range", "")
-        if start.startswith("bytes="):  # resumed transfer: the rest of the file
-            self.server.ranges.append(start)
-            offset = int(start[6:].split("-")[0])
-            self.send_response(206)
-            self.send_header("Content-Length", str(len(PAYLOAD) - offset))
-            self.send_header("Content-Range", f"bytes {offset}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
-            self.send_header("ETag", f'"{SHA}"')
-            self.send_header("X-Repo-Commit", "a" * 40)
-            self.end_headers()
-            self.wfile.write(PAYLOAD[offset:])
-            return
-        self._headers()
-        if self.server.cut:
-            self.server.cut = False
-            self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
-            self.wfile.flush()
-            self.connection.close()
-            return
-        self.wfile.write(PAYLOAD)
-
-
 @pytest.fixture(scope="module")
 def server():
-    srv = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv = LoopbackHub(PAYLOAD).start()
     yield srv
     srv.shutdown()
 
 
 @pytest.fixture
 def endpoint(server, monkeypatch):
-    import huggingface_hub.constants
-
-    url = f"http://127.0.0.1:{server.server_port}"
     server.cut = False
-    monkeypatch.setenv("HF_ENDPOINT", url)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # conftest sets it for the suite
-    # huggingface_hub reads HF_HUB_OFFLINE once, at import (another test may have imported it)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    return url
+    use_as_hub_endpoint(monkeypatch, server)
+    return server.url
 
 
 HF_ITEM = ModelFile("test-hf", ("vbench_aq",), "test head", "hf", "head.pth", repo="org/heads")

@@ -72,8 +72,8 @@ def embed_tokens(patch_embedding, x: torch.Tensor, token_index: torch.Tensor,
     _, gh, gw = grid
     frame, rest = token_index // (gh * gw), token_index % (gh * gw)
     coords = (frame, rest // gw, rest % gw)
-    lo = [int(c.min()) for c in coords]
-    hi = [int(c.max()) + 1 for c in coords]
+    bounds = torch.stack([torch.stack([c.min(), c.max()]) for c in coords]).tolist()  # one sync
+    lo, hi = [b[0] for b in bounds], [b[1] + 1 for b in bounds]
     box = x[:, :, lo[0] * pt:hi[0] * pt, lo[1] * ph:hi[1] * ph, lo[2] * pw:hi[2] * pw]
     box_h, box_w = hi[1] - lo[1], hi[2] - lo[2]
     local = ((coords[0] - lo[0]) * box_h + coords[1] - lo[1]) * box_w + coords[2] - lo[2]

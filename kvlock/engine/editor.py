@@ -115,7 +115,11 @@ class Editor:
                 token_index: torch.Tensor | None = None) -> torch.Tensor:
         """One batched transformer call; (len(rows), C, F, h, w) velocities."""
         self.controller.rows = rows
-        batch = torch.cat(latents)
+        first = latents[0]
+        if all(latent is first for latent in latents):  # CFG rows of one latent: a view, no copy
+            batch = first.expand(len(latents), *first.shape[1:])
+        else:
+            batch = torch.cat(latents)
         context = torch.cat([self.context_for(r) for r in rows])
         self.nfe += len(rows)
         return self.backbone.velocity(batch, t.expand(len(rows)), context, token_index)
@@ -296,8 +300,9 @@ class Editor:
             v_source = v_all[first_source:first_source + 1] if c.runs_source_rows else None
             v, s_star = guidance(x, t_hi, v_cond, v_uncond, control.omega, control.omega_bg, i - start)
             self.check_finite(v, "velocity", i, float(t_hi))
-            x0_hat = x - t_hi * v
-            policy.observe(i, x0_hat)
+            x0_hat = x - t_hi * v if policy.observes or self.callback is not None else None
+            if x0_hat is not None:
+                policy.observe(i, x0_hat)
             x_next = self.step_latent(x, v, v_source, t_hi, t_lo)
             if c.compose == "every_step":
                 source = self.source_latent(i + 1, inversion)

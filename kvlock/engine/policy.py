@@ -29,6 +29,8 @@ class StepControl:
 class ConstantPolicy:
     """Baselines: α and ω fixed for the whole edit."""
 
+    observes = False  # the editor need not form x̂0 for it
+
     def __init__(self, config: EditConfig, n_kv: int, device):
         alpha = 0.0 if config.bg_kv == "none" else config.alpha
         scale = config.guidance.scale
@@ -53,6 +55,8 @@ class VariancePolicy:
     variance window W = max(2, round(window·steps)) predictions (DetectorConfig): the paper's
     κ = 20, W = 10 at 50 steps (arXiv 2603.09657, "Hallucination-Aware Dynamic CFG Guidance").
     """
+
+    observes = True  # the detector reads every step's x̂0
 
     def __init__(self, config: EditConfig, fg_latent: torch.Tensor, kv_index: torch.Tensor,
                  geometry, generated: torch.Tensor | None = None):

@@ -41,6 +41,7 @@ class ScalePlan:
     threads: int = 1
     kv_dtypes: list[str] = field(default_factory=lambda: ["float32", "bfloat16", "float8_e4m3fn"])
     timed_methods: list[str] = field(default_factory=lambda: ["cfg_zero_star", "kvlock"])
+    fg_only_size: tuple[int, int, int] = (5, 256, 128)  # clip for the fg-only speed-up (256 tokens at 1.3B)
 
 
 # CPU: float32 compute (CPUs without bf16 matrix units run bf16 GEMMs ~100x slower) and 64 text
@@ -52,7 +53,7 @@ QUICK = ScalePlan(
                      "transformer": {"num_layers": 2, "num_attention_heads": 2, "attention_head_dim": 16,
                                      "ffn_dim": 64, "text_dim": 64, "freq_dim": 32},
                      "vae": {"base_dim": 4}, "text": {"max_length": 16, "d_model": 64, "d_kv": 8, "d_ff": 32}},
-    sizes=[(5, 64, 64), (5, 128, 64), (5, 128, 128)], steps=2, repeats=1)
+    sizes=[(5, 64, 64), (5, 128, 64), (5, 128, 128)], steps=2, repeats=1, fg_only_size=(5, 128, 128))
 
 
 def make_sample(frames: int, height: int, width: int, area: float = 0.25, seed: int = 0):
@@ -73,7 +74,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def timed_edit(backbone, sample, cfg, sampler_cls) -> dict:
+def timed_edit(backbone, sample, cfg, sampler_cls, source_cache=None) -> dict:
     """One edit; seconds per denoising step (median gap between step callbacks) in wall time and
     in this process's CPU time (which leaves out the time a shared machine kept it waiting for a
     core), peak RSS during it."""
@@ -88,7 +89,7 @@ def timed_edit(backbone, sample, cfg, sampler_cls) -> dict:
     sampler = sampler_cls()
     sampler.start()
     start, cpu_start = time.perf_counter(), time.process_time()
-    out = run_edit(backbone, sample, cfg, seed=0, callback=stamp)
+    out = run_edit(backbone, sample, cfg, seed=0, source_cache=source_cache, callback=stamp)
     total, cpu_total = time.perf_counter() - start, time.process_time() - cpu_start
     peak = sampler.stop()
     gaps, cpu_gaps = np.diff(stamps).tolist(), np.diff(cpu_stamps).tolist()
@@ -157,7 +158,36 @@ def child(plan: ScalePlan) -> dict:
         print(f"[scale] {row['size']} ({row['tokens']} tokens): s/it {row['s_per_it']}", file=sys.stderr,
               flush=True)
     result["kv_dtypes"] = kv_dtype_costs(backbone, plan, compose_method)
+    result["fg_only"] = fg_only_speedup(backbone, plan, compose_method)
     return result
+
+
+def fg_only_speedup(backbone, plan: ScalePlan, compose_method) -> dict:
+    """Full-token vs fg-only hard lock at `plan.fg_only_size`, the inversion served from an
+    in-memory cache (the edit loop only, as `benchmarks.perf` times it on the tiny backbone),
+    interleaved per repeat: s/it of each and the per-repeat ratio."""
+    from benchmarks.perf import MemoryCache, RSSSampler
+    from kvlock.engine.token_mask import token_mask
+
+    frames, height, width = plan.fg_only_size
+    sample = make_sample(frames, height, width)
+    configs = {fg: compose_method("hard_lock", [f"method.fg_only={str(fg).lower()}"], steps=plan.steps)
+               for fg in (False, True)}
+    caches = {fg: MemoryCache() for fg in configs}
+    for fg, cfg in configs.items():  # fills the cache (inversion) and warms up
+        timed_edit(backbone, sample, cfg, RSSSampler, caches[fg])
+    runs = {fg: [] for fg in configs}
+    for _ in range(plan.repeats):
+        for fg, cfg in configs.items():
+            runs[fg].append(timed_edit(backbone, sample, cfg, RSSSampler, caches[fg])["s_per_it"])
+    ratios = [full / fg for full, fg in zip(runs[False], runs[True])]
+    fg_tokens = token_mask(sample.mask, backbone.geometry)
+    out = {"size": f"{frames}x{height}x{width}", "tokens": int(fg_tokens.numel()),
+           "fg_fraction": float(fg_tokens.float().mean()),
+           "s_per_it": {"full": statistics.median(runs[False]), "fg_only": statistics.median(runs[True])},
+           "speedup": statistics.median(ratios), "speedup_per_repeat": ratios}
+    print(f"[scale] fg-only at {out['size']}: {out}", file=sys.stderr, flush=True)
+    return out
 
 
 def kv_dtype_costs(backbone, plan: ScalePlan, compose_method) -> dict:
@@ -245,6 +275,8 @@ def summarise(raw: dict, equivalence: dict, heldout: dict) -> dict:
         "kv_store_bytes_vs_formula": largest["kv_store_bytes"] / largest["kv_store_formula"],
         "kvlock_vs_cfg_zero_star": largest["s_per_it"]["kvlock"] / largest["s_per_it"]["cfg_zero_star"],
         "kvlock_vs_cfg_zero_star_cpu": largest["cpu_s_per_it"]["kvlock"] / largest["cpu_s_per_it"]["cfg_zero_star"],
+        "fg_only_speedup": raw["fg_only"]["speedup"],
+        "fg_only": raw["fg_only"],
         "timings": {row["size"]: {"tokens": row["tokens"], "s_per_it": row["s_per_it"],
                                   "peak_rss_gb": {m: v / 1024**3 for m, v in row["peak_rss"].items()},
                                   "kvlock_vs_cfg_zero_star_per_repeat": row["kvlock_vs_cfg_zero_star_per_repeat"]}
@@ -288,7 +320,7 @@ def markdown(scale: dict, plot_name: str, machine: str) -> str:
     lo, hi = TARGETS["memory_estimate_ratio"]
     eq = scale["pipeline_equivalence"]
     growth = {m: growth_exponent(tokens, [r["s_per_it"][m] for _, r in rows]) for m in rows[0][1]["s_per_it"]}
-    kv = scale["kv_dtypes"]
+    kv, fg = scale["kv_dtypes"], scale["fg_only"]
     lines = [
         SECTION_BEGIN,
         "## Wan2.1-1.3B architecture on CPU",
@@ -331,6 +363,10 @@ def markdown(scale: dict, plot_name: str, machine: str) -> str:
         f"| the same by the process's CPU time per step (per repeat: "
         f"{', '.join(f'{r:.2f}' for r in scale['raw']['sizes'][-1]['kvlock_vs_cfg_zero_star_cpu_per_repeat'])}) | "
         f"{scale['kvlock_vs_cfg_zero_star_cpu']:.3f} | ≤ {TARGETS['kvlock_vs_cfg_zero_star']} |",
+        f"| fg-only hard lock speed-up, edit loop ({fg['size']}, {fg['tokens']} tokens, fg fraction "
+        f"{fg['fg_fraction']:.2f}; {fg['s_per_it']['full']:.2f} vs {fg['s_per_it']['fg_only']:.2f} s/it; per "
+        f"repeat: {', '.join(f'{r:.2f}' for r in fg['speedup_per_repeat'])}) | {fg['speedup']:.2f}× | "
+        f"token-ratio limit {1 / fg['fg_fraction']:.1f}× |",
         f"| sampler equality with WanPipeline (FlowMatchEuler, {eq['steps']} steps, shift {eq['shift']}, "
         f"CFG {eq['guidance_scale']}): latent max abs Δ | {eq['max_abs']:.2e} (frames ≤ {eq['frames_max_lsb']} "
         f"LSB) | ≤ 1e-4 |",

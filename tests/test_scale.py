@@ -29,6 +29,9 @@ def test_scale_section_quick_reports_every_key(tmp_path):
     text = results.read_text()
     assert text.startswith("# Performance results\n\nkept text") and "## Wan2.1-1.3B architecture on CPU" in text
     assert (tmp_path / "scale_cpu.png").stat().st_size > 0
+    fg = scale["fg_only"]
+    assert fg["speedup"] == scale["fg_only_speedup"] > 0 and len(fg["speedup_per_repeat"]) == 1
+    assert 0 < fg["fg_fraction"] < 1 and "fg-only hard lock speed-up" in text
     assert set(scale["kv_dtypes_heldout"]["car-roundabout"]) == {"float32", "bfloat16", "float8_e4m3fn"}
 
 

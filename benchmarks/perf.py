@@ -178,19 +178,19 @@ def measure_sweep_cache(backbone, sizes: Sizes) -> dict:
     configs = [compose_method("hard_lock", o, steps=sizes.steps) for o in overrides]
     samples = [make_sample(sizes, 0.25, seed) for seed in range(2)]
 
-    def sweep(use_cache: bool) -> float:
+    def sweep(use_cache: bool) -> None:
         with tempfile.TemporaryDirectory() as root:
             cache = DiskSourceCache(Path(root)) if use_cache else None
-            start = time.perf_counter()
             for cfg in configs:
                 for sample in samples:
                     run_edit(backbone, sample, cfg, seed=0, source_cache=cache)
-            return time.perf_counter() - start
 
-    sweep(False)  # warm-up
-    without = statistics.median(sweep(False) for _ in range(max(1, sizes.repeats // 2)))
-    with_cache = statistics.median(sweep(True) for _ in range(max(1, sizes.repeats // 2)))
-    return {"seconds_without": without, "seconds_with": with_cache, "speedup": without / with_cache}
+    # interleaved (without, with, without, with, ...): a slow patch of the machine hits both alike
+    times = interleaved_seconds({"without": lambda: sweep(False), "with": lambda: sweep(True)},
+                                max(1, sizes.repeats // 2))
+    ratio = spread([a / b for a, b in zip(times["without"], times["with"])], TARGETS["sweep_cache_speedup"])
+    return {"seconds_without": statistics.median(times["without"]), "seconds_with": statistics.median(times["with"]),
+            "speedup": ratio["median"], "spread": ratio}
 
 
 def peak_rss_subprocess(method_args: list[str]) -> dict:
@@ -415,8 +415,10 @@ def write_results(path: Path, report: dict) -> None:
         "",
         "## 4. Sweep economy: 4 hard-lock configs × 2 edits, source cache on vs off",
         "",
-        f"{report['sweep']['seconds_without']:.2f} s without, {report['sweep']['seconds_with']:.2f} s with: "
-        f"**{report['sweep']['speedup']:.2f}×** (target {TARGETS['sweep_cache_speedup']}).",
+        f"{report['sweep']['seconds_without']:.2f} s without, {report['sweep']['seconds_with']:.2f} s with "
+        f"(medians of {report['sweep']['spread']['n']} interleaved repeats): **{report['sweep']['speedup']:.2f}×** "
+        f"({report['sweep']['spread']['min']:.2f}–{report['sweep']['spread']['max']:.2f}"
+        f"{' ⚠' if report['sweep']['spread'].get('crosses_target') else ''}; target {TARGETS['sweep_cache_speedup']}).",
         "",
         "## 5. Metrics throughput (frames / s, second call: source features cached)",
         "",

@@ -29,6 +29,9 @@ def test_perf_quick_writes_every_documented_key(tmp_path):
     assert "Hook overhead" in results.read_text()
     detector = report["memory"]["noised_detector_bytes"]  # KV-Lock's variance window: W = 2 at 2 and 4 steps
     assert detector["2"] == detector["4"] > 0 and "hallucination detector keeps" in results.read_text()
+    sweep = report["sweep"]  # interleaved repeats, each giving one ratio
+    assert sweep["spread"]["n"] == 1 and sweep["speedup"] == sweep["spread"]["median"] > 0
+    assert "interleaved repeats" in results.read_text()
 
 
 def test_perf_backbones_writes_a_row_per_backbone(tmp_path):

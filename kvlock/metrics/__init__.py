@@ -3,31 +3,31 @@
 See docs/contracts.md ("Metrics") and /work/shared/METRICS.md for the protocol each follows.
 """
 
-from kvlock.metrics import (  # noqa: F401  (importing a metric module registers it)
-    bg_lpips,
-    bg_mse,
-    bg_psnr,
-    bg_psnr_bgonly,
-    bg_ssim,
-    clip_dir,
-    clip_frame_consistency,
-    clip_text,
-    clip_text_edit,
-    fg_lpips_gt,
-    fg_psnr_gt,
-    flicker,
-    hpsv2,
-    image_reward,
-    laion_aes,
-    oracle_color,
-    oracle_edit,
-    vbench_aq,
-    vbench_bc,
-    vbench_iq,
-    vbench_ms,
-    vbench_sc,
-    warp_error,
-)
+# Importing a metric module registers it. Each is imported by its full name, so the package
+# depends on its modules and never on itself.
+import kvlock.metrics.bg_lpips  # noqa: F401
+import kvlock.metrics.bg_mse  # noqa: F401
+import kvlock.metrics.bg_psnr  # noqa: F401
+import kvlock.metrics.bg_psnr_bgonly  # noqa: F401
+import kvlock.metrics.bg_ssim  # noqa: F401
+import kvlock.metrics.clip_dir  # noqa: F401
+import kvlock.metrics.clip_frame_consistency  # noqa: F401
+import kvlock.metrics.clip_text  # noqa: F401
+import kvlock.metrics.clip_text_edit  # noqa: F401
+import kvlock.metrics.fg_lpips_gt  # noqa: F401
+import kvlock.metrics.fg_psnr_gt  # noqa: F401
+import kvlock.metrics.flicker  # noqa: F401
+import kvlock.metrics.hpsv2  # noqa: F401
+import kvlock.metrics.image_reward  # noqa: F401
+import kvlock.metrics.laion_aes  # noqa: F401
+import kvlock.metrics.oracle_color  # noqa: F401
+import kvlock.metrics.oracle_edit  # noqa: F401
+import kvlock.metrics.vbench_aq  # noqa: F401
+import kvlock.metrics.vbench_bc  # noqa: F401
+import kvlock.metrics.vbench_iq  # noqa: F401
+import kvlock.metrics.vbench_ms  # noqa: F401
+import kvlock.metrics.vbench_sc  # noqa: F401
+import kvlock.metrics.warp_error  # noqa: F401
 from kvlock.metrics.base import Metric, MetricInputs, MetricResult, MetricSettings
 from kvlock.metrics.cache import FeatureCache, shared_cache
 from kvlock.metrics.registry import (

@@ -104,18 +104,29 @@ class MemoryCache:
         self.entries[key] = tensors
 
 
-def interleaved_seconds(fns: dict, repeats: int) -> dict[str, list[float]]:
-    """Wall times of each `fns[name]()`, interleaved inside every repeat (A B A B …) so that a slow
-    patch of a shared machine hits all of them alike; one warm-up call each first."""
+def interleaved_runs(fns: dict, repeats: int) -> dict[str, list]:
+    """What each `fns[name]()` returns, called interleaved inside every repeat (A B A B …) so that
+    a slow patch of a shared machine hits all of them alike; one warm-up call each first."""
     for fn in fns.values():
         fn()
-    times = {name: [] for name in fns}
+    results = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            results[name].append(fn())
+    return results
+
+
+def interleaved_seconds(fns: dict, repeats: int) -> dict[str, list[float]]:
+    """Wall times of each `fns[name]()`, interleaved as `interleaved_runs` calls them."""
+
+    def timed(fn):
+        def run() -> float:
             start = time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - start)
-    return times
+            return time.perf_counter() - start
+        return run
+
+    return interleaved_runs({name: timed(fn) for name, fn in fns.items()}, repeats)
 
 
 def spread(values: list[float], target: str | None = None) -> dict:

@@ -166,20 +166,18 @@ def fg_only_speedup(backbone, plan: ScalePlan, compose_method) -> dict:
     """Full-token vs fg-only hard lock at `plan.fg_only_size`, the inversion served from an
     in-memory cache (the edit loop only, as `benchmarks.perf` times it on the tiny backbone),
     interleaved per repeat: s/it of each and the per-repeat ratio."""
-    from benchmarks.perf import MemoryCache, RSSSampler
+    from benchmarks.perf import MemoryCache, RSSSampler, interleaved_runs
     from kvlock.engine.token_mask import token_mask
 
     frames, height, width = plan.fg_only_size
     sample = make_sample(frames, height, width)
-    configs = {fg: compose_method("hard_lock", [f"method.fg_only={str(fg).lower()}"], steps=plan.steps)
-               for fg in (False, True)}
-    caches = {fg: MemoryCache() for fg in configs}
-    for fg, cfg in configs.items():  # fills the cache (inversion) and warms up
-        timed_edit(backbone, sample, cfg, RSSSampler, caches[fg])
-    runs = {fg: [] for fg in configs}
-    for _ in range(plan.repeats):
-        for fg, cfg in configs.items():
-            runs[fg].append(timed_edit(backbone, sample, cfg, RSSSampler, caches[fg])["s_per_it"])
+
+    def edit(fg_only: bool):
+        cfg = compose_method("hard_lock", [f"method.fg_only={str(fg_only).lower()}"], steps=plan.steps)
+        cache = MemoryCache()  # filled by the warm-up call (the inversion)
+        return lambda: timed_edit(backbone, sample, cfg, RSSSampler, cache)["s_per_it"]
+
+    runs = interleaved_runs({False: edit(False), True: edit(True)}, plan.repeats)
     ratios = [full / fg for full, fg in zip(runs[False], runs[True])]
     fg_tokens = token_mask(sample.mask, backbone.geometry)
     out = {"size": f"{frames}x{height}x{width}", "tokens": int(fg_tokens.numel()),

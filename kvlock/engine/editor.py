@@ -300,8 +300,9 @@ class Editor:
             v_source = v_all[first_source:first_source + 1] if c.runs_source_rows else None
             v, s_star = guidance(x, t_hi, v_cond, v_uncond, control.omega, control.omega_bg, i - start)
             self.check_finite(v, "velocity", i, float(t_hi))
-            x0_hat = x - t_hi * v if policy.observes or self.callback is not None else None
-            if x0_hat is not None:
+            x0_hat = None  # formed only for a schedule or a callback that reads it
+            if policy.observes or self.callback is not None:
+                x0_hat = x - t_hi * v
                 policy.observe(i, x0_hat)
             x_next = self.step_latent(x, v, v_source, t_hi, t_lo)
             if c.compose == "every_step":

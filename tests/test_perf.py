@@ -44,3 +44,13 @@ def test_perf_backbones_writes_a_row_per_backbone(tmp_path):
     for row in rows:
         cells = [c.strip() for c in row.split("|")[3:-1]]  # overhead kvlock, hard_lock, fg-only x3
         assert len(cells) == 5 and all(float(c.split()[0]) > 0 for c in cells), row
+
+
+def test_profile_fg_only_reports_attention_and_its_ceiling(capsys):
+    from benchmarks.profile_fg_only import main
+
+    out = main(["--quick"])
+    printed = capsys.readouterr().out
+    assert out["sdpa_full_ms"] > 0 and out["sdpa_fg_ms"] > 0
+    assert 0 < out["attention_share"] < 1 and "attention share of the operator time" in printed
+    assert "| aten::" in printed  # the operator table has rows

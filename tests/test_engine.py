@@ -3,6 +3,7 @@ inversion accuracy, KV-store accounting, token masks, controller fusion."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,44 @@ def test_fg_only_equals_full_token_hard_lock_with_fewer_tokens(backbone, real_cl
     torch.testing.assert_close(out_fast.latents, out_full.latents, atol=1e-4, rtol=0)
     assert out_fast.stats["fg_tokens"] < out_fast.stats["total_tokens"]
     assert seen == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("case", ["hard_lock", "hard_lock/apg", "kvedit_inversion_free", "sample_prediction",
+                                  "rectangle"])
+def test_fg_only_box_arithmetic_equals_the_whole_latent_arithmetic_bit_for_bit(case, tiny_backbone, real_clip,
+                                                                                request):
+    """Without a step callback, fg-only runs guidance, Euler step and paste on the fg tokens' latent
+    box (and Wan writes its output there); a callback makes it use whole latents. Same numbers,
+    for a mask whose tokens fill their box (`rectangle`: no zero fill) and one whose do not."""
+    from kvlock.methods import compose_method
+
+    method, _, rule = case.partition("/")
+    backbone = tiny_backbone
+    if method == "rectangle":
+        method, mask = "hard_lock", np.zeros_like(real_clip.mask)
+        mask[:, 16:48, 32:80] = True
+        real_clip = replace(real_clip, mask=mask)
+    if method == "sample_prediction":
+        method, backbone = "hard_lock", request.getfixturevalue("sample_backbone")
+    overrides = ["method.fg_only=true"] + ([f"method.guidance.rule={rule}", "method.guidance.apg_eta=0.3",
+                                            "method.guidance.apg_momentum=-0.5"] if rule else [])
+    config = compose_method(method, overrides, steps=3)
+    steps = []
+    boxed = run_edit(backbone, real_clip, config, seed=0)
+    whole = run_edit(backbone, real_clip, config, seed=0, callback=lambda info: steps.append(info["v"].shape))
+    assert steps and all(shape == boxed.latents.shape for shape in steps)  # the callback saw whole latents
+    assert torch.equal(boxed.latents, whole.latents)
+    assert np.array_equal(boxed.frames, whole.frames)
+
+
+def test_latent_box_holds_exactly_the_fg_tokens_patches():
+    from kvlock.engine.token_mask import latent_box
+
+    geometry = LatentGeometry(temporal_factor=4, spatial_factor=2, patch_size=(1, 2, 2), latent_channels=4)
+    tokens = torch.zeros(3, 4, 5, dtype=torch.bool)
+    tokens[1, 1, 2] = tokens[2, 2, 3] = True
+    assert latent_box(tokens, geometry) == (slice(1, 3), slice(2, 6), slice(4, 8))
+    assert latent_box(torch.zeros(3, 4, 5, dtype=torch.bool), geometry) is None
 
 
 def test_fg_only_rejects_soft_locking():

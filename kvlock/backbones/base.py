@@ -80,6 +80,13 @@ class VideoBackbone:
         tokens to run (fg-only; the others get velocity 0) -> (B, C, F, h, w) float32."""
         raise NotImplementedError
 
+    def velocity_in_box(self, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
+                        token_index: torch.Tensor, box: tuple[slice, slice, slice]) -> torch.Tensor:
+        """fg-only `velocity` of the latent `box` alone, patch-aligned (F, h, w) slices that hold
+        every token of `token_index` -> (B, C, *box sizes). This default crops the whole output;
+        a backbone may write the box directly (Wan does)."""
+        return self.velocity(latents, t, context, token_index)[(..., *box)]
+
     def install_kv_control(self, controller) -> None:
         raise NotImplementedError
 

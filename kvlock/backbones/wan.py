@@ -55,6 +55,13 @@ class WanBackbone(VideoBackbone):
         latents (B, C, F, h, w), t (B,) in [0, 1], context (B, L, D) -> (B, C, F, h, w) float32."""
         return wan_forward(self.transformer, latents, t, context, token_index, self.prediction)
 
+    @torch.no_grad()
+    def velocity_in_box(self, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
+                        token_index: torch.Tensor, box: tuple[slice, slice, slice]) -> torch.Tensor:
+        """`velocity` over `token_index`, written straight into the latent box (no whole-latent
+        zero fill): (B, C, *box sizes)."""
+        return wan_forward(self.transformer, latents, t, context, token_index, self.prediction, box)
+
     def install_kv_control(self, controller) -> None:
         """Route every self-attention's post-RoPE K/V (all tokens are video tokens) through
         `controller(layer, q, k, v) -> (k, v, attn_mask)`."""

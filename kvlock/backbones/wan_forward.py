@@ -9,13 +9,17 @@ from kvlock.backbones.prediction import PREDICTIONS, sample_to_velocity
 
 @torch.no_grad()
 def wan_forward(transformer, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
-                token_index: torch.Tensor | None = None, prediction: str = "velocity") -> torch.Tensor:
+                token_index: torch.Tensor | None = None, prediction: str = "velocity",
+                box: tuple[slice, slice, slice] | None = None) -> torch.Tensor:
     """Velocity of a WanTransformer3DModel, computed for all tokens or only `token_index`.
 
     latents (B, C, F, h, w); t (B,) in [0, 1]; context (B, L, D); token_index (n,) long or None.
     prediction: what the transformer outputs, "velocity" (Wan) or "sample" (x̂0, converted by
     `sample_to_velocity`). Returns (B, C, F, h, w) float32; tokens outside `token_index` get
-    velocity 0. With `token_index=None` this is the stock forward (same modules, same order).
+    velocity 0. `box` (with `token_index`): patch-aligned (F, h, w) slices that hold every token
+    of `token_index` (each once); the output is then that box only, (B, C, *box sizes), so a small mask never
+    pays for a zero-filled whole latent. With `token_index=None` this is the stock forward (same
+    modules, same order).
     """
     if prediction not in PREDICTIONS:
         raise ValueError(f"Unknown prediction '{prediction}'. Available: {', '.join(PREDICTIONS)}")
@@ -24,14 +28,16 @@ def wan_forward(transformer, latents: torch.Tensor, t: torch.Tensor, context: to
     pt, ph, pw = transformer.config.patch_size
     grid = (f // pt, h // ph, w // pw)
 
-    x = latents.to(dtype)
+    # rows that are one latent expanded over the batch (the editor's CFG rows) are embedded once
+    shared = b > 1 and latents.stride(0) == 0
+    x = (latents[:1] if shared else latents).to(dtype)
     freqs_cos, freqs_sin = transformer.rope(x)  # (1, N, 1, head_dim) each
     if token_index is None:
-        embedded = transformer.patch_embedding(x).flatten(2)  # (B, D, N)
+        embedded = transformer.patch_embedding(x).flatten(2)  # (B or 1, D, N)
     else:
         freqs_cos, freqs_sin = freqs_cos[:, token_index], freqs_sin[:, token_index]
-        embedded = embed_tokens(transformer.patch_embedding, x, token_index, grid)  # (B, D, n)
-    hidden = embedded.transpose(1, 2).contiguous()  # (B, n, D)
+        embedded = embed_tokens(transformer.patch_embedding, x, token_index, grid)  # (B or 1, D, n)
+    hidden = embedded.expand(b, -1, -1).transpose(1, 2).contiguous()  # (B, n, D)
 
     temb, proj, context, _ = transformer.condition_embedder(t.to(latents.device) * 1000.0, context, None)
     proj = proj.unflatten(1, (6, -1))
@@ -53,9 +59,17 @@ def wan_forward(transformer, latents: torch.Tensor, t: torch.Tensor, context: to
         # copy of the fg outputs instead of a scatter into all tokens and a permute of them all
         channels = hidden.shape[-1] // (pt * ph * pw)
         per_channel = hidden.view(b, -1, channels).transpose(1, 2).contiguous()  # (B, C, n·pt·ph·pw)
-        out = hidden.new_zeros(b, channels, f * h * w)
-        out.index_copy_(2, token_latent_pixels(token_index, grid, (pt, ph, pw)), per_channel)
-        return out.view(b, channels, f, h, w)
+        size, index = (f, h, w), token_index
+        if box is not None:
+            size = tuple(s.stop - s.start for s in box)
+            index = tokens_in_box(token_index, grid, box, (pt, ph, pw))
+        volume = size[0] * size[1] * size[2]
+        # a box the tokens fill (a rectangular mask) is written whole by the copy: no zero fill
+        filled = per_channel.shape[2] == volume
+        out = hidden.new_empty(b, channels, volume) if filled else hidden.new_zeros(b, channels, volume)
+        out_grid = (size[0] // pt, size[1] // ph, size[2] // pw)
+        out.index_copy_(2, token_latent_pixels(index, out_grid, (pt, ph, pw)), per_channel)
+        return out.view(b, channels, *size)
     out = hidden.reshape(b, *grid, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
     return out.flatten(6, 7).flatten(4, 5).flatten(2, 3)
 
@@ -92,3 +106,14 @@ def token_latent_pixels(token_index: torch.Tensor, grid: tuple[int, int, int],
     within = (torch.arange(pt, device=dev)[:, None, None] * h * w
               + torch.arange(ph, device=dev)[None, :, None] * w + torch.arange(pw, device=dev)).flatten()
     return (corner[:, None] + within[None, :]).flatten()
+
+
+def tokens_in_box(token_index: torch.Tensor, grid: tuple[int, int, int], box: tuple[slice, slice, slice],
+                  patch: tuple[int, int, int]) -> torch.Tensor:
+    """(n,) token indices on the whole (F', h', w') token grid -> the same tokens' indices on the
+    token grid of the patch-aligned latent `box`."""
+    _, gh, gw = grid
+    (f0, h0, w0) = (s.start // p for s, p in zip(box, patch))
+    box_h, box_w = (box[1].stop - box[1].start) // patch[1], (box[2].stop - box[2].start) // patch[2]
+    frame, rest = token_index // (gh * gw), token_index % (gh * gw)
+    return ((frame - f0) * box_h + rest // gw - h0) * box_w + rest % gw - w0

@@ -17,7 +17,20 @@ from kvlock.engine.guidance import Guidance
 from kvlock.engine.kv_store import KVStore
 from kvlock.engine.policy import build_policy
 from kvlock.engine.timesteps import flow_timesteps
-from kvlock.engine.token_mask import latent_mask, pixel_region, token_mask, tokens_to_latent
+from kvlock.engine.token_mask import (
+    latent_box,
+    latent_mask,
+    pixel_region,
+    token_mask,
+    tokens_to_latent,
+)
+
+
+def crop(tensor: torch.Tensor | None, box: tuple[slice, ...] | None) -> torch.Tensor | None:
+    """tensor (..., F, h, w) -> its view inside the latent `box`; unchanged when either is None."""
+    if tensor is None or box is None:
+        return tensor
+    return tensor[(..., *box)]
 
 
 class NonFiniteError(RuntimeError):
@@ -79,6 +92,7 @@ class Editor:
         fg_tokens = token_mask(sample.mask, geometry, config.mask_dilation)
         self.fg_flat = fg_tokens.flatten().to(device)
         self.fg_latent = tokens_to_latent(fg_tokens, geometry).to(device)  # (1, 1, F, h, w)
+        self.fg_box = latent_box(fg_tokens, geometry)  # (F, h, w) slices around the fg tokens
         # Latent pixels the edit generates; composition pastes the source everywhere else, per
         # latent pixel (K/V locking stays per token).
         self.compose_mask = latent_mask(sample.mask, geometry, config.mask_dilation).to(device)
@@ -102,9 +116,9 @@ class Editor:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def noised_source(self, t: torch.Tensor) -> torch.Tensor:
-        """(1 − t)·z0 + t·ε, the source forward-noised to time t."""
-        return (1.0 - t) * self.z0 + t * self.noise
+    def noised_source(self, t: torch.Tensor, box: tuple[slice, ...] | None = None) -> torch.Tensor:
+        """(1 − t)·z0 + t·ε, the source forward-noised to time t (inside `box` only, if given)."""
+        return (1.0 - t) * crop(self.z0, box) + t * crop(self.noise, box)
 
     def context_for(self, row: Row) -> torch.Tensor:
         if row.branch == "uncond":
@@ -112,8 +126,9 @@ class Editor:
         return self.context["source" if row.role == "source" else "target"]
 
     def forward(self, rows: list[Row], latents: list[torch.Tensor], t: torch.Tensor,
-                token_index: torch.Tensor | None = None) -> torch.Tensor:
-        """One batched transformer call; (len(rows), C, F, h, w) velocities."""
+                token_index: torch.Tensor | None = None, box: tuple[slice, ...] | None = None) -> torch.Tensor:
+        """One batched transformer call; (len(rows), C, F, h, w) velocities, or (len(rows), C,
+        *box sizes) for fg-only rows (`token_index`) whose output is cropped to `box`."""
         self.controller.rows = rows
         first = latents[0]
         if all(latent is first for latent in latents):  # CFG rows of one latent: a view, no copy
@@ -122,6 +137,8 @@ class Editor:
             batch = torch.cat(latents)
         context = torch.cat([self.context_for(r) for r in rows])
         self.nfe += len(rows)
+        if box is not None:
+            return self.backbone.velocity_in_box(batch, t.expand(len(rows)), context, token_index, box)
         return self.backbone.velocity(batch, t.expand(len(rows)), context, token_index)
 
     def check_finite(self, tensor: torch.Tensor, what: str, step: int, t: float) -> None:
@@ -228,11 +245,27 @@ class Editor:
             x = torch.where(self.compose_mask, x, self.source_latent(start, inversion))
         return x
 
-    def source_latent(self, index: int, inversion: Inversion | None) -> torch.Tensor:
-        """Background latent at grid time t_index: the inversion trajectory or the noised source."""
+    def source_latent(self, index: int, inversion: Inversion | None,
+                      box: tuple[slice, ...] | None = None) -> torch.Tensor:
+        """Background latent at grid time t_index: the inversion trajectory or the noised source
+        (inside `box` only, if given)."""
         if self.config.source == "inversion":
-            return inversion.trajectory[index]
-        return self.noised_source(self.ts[index])
+            return crop(inversion.trajectory[index], box)
+        return self.noised_source(self.ts[index], box)
+
+    def step_box(self, observed: bool) -> tuple[slice, ...] | None:
+        """The latent box the per-step arithmetic (guidance, Euler step, paste) may run on instead
+        of the whole latent, or None for the whole latent.
+
+        fg-only under every-step composition: the velocity is 0 outside the fg tokens and every
+        latent pixel outside the composition mask (which lies inside the fg tokens) is pasted from
+        the source, so outside the fg tokens' box the step's result is the source latent whatever
+        the step computes. The box is used unless something reads whole-latent tensors each step
+        (`observed`: a step callback or a schedule that watches x̂0)."""
+        c = self.config
+        if not c.fg_only or c.compose != "every_step" or observed:
+            return None
+        return self.fg_box
 
     def generated_latent(self) -> torch.Tensor | None:
         """(1, 1, F, h, w) bool: the latent elements whose velocity the edit keeps (the rest is
@@ -278,22 +311,28 @@ class Editor:
         start = self.start_step()
         generated = self.generated_latent()
         policy = build_policy(c, self.fg_latent, self.controller.bg_index, self.backbone.geometry, generated)
-        guidance = Guidance(c.guidance, self.fg_latent, generated)
+        box = self.step_box(policy.observes or self.callback is not None)
+        guidance = Guidance(c.guidance, crop(self.fg_latent, box), crop(generated, box))
+        compose_mask = crop(self.compose_mask, box)
         x = self.initial_latent(start, inversion)
+        # With a box, x is the box and `canvas` the whole latent the transformer reads: fg-only
+        # rows read only their tokens' latents, which are the box's, written back every step.
+        canvas = x.clone() if box is not None else None
+        x = crop(x, box)
         trace = []
         for i in range(start, c.steps):
             t_hi, t_lo = self.ts[i], self.ts[i + 1]
             control = policy.control(i)
             alpha = self.alpha_for_step(i, start, control.alpha)
             rows = self.configure_edit_step(i, alpha, store)
-            latents = [x] * len(self.target_branches)
+            latents = [x if canvas is None else canvas] * len(self.target_branches)
             if c.runs_source_rows:
                 latents += [self.noised_source(t_hi)] * len(self.source_branches)
             if c.fg_only and c.runs_source_rows:
-                v_all = self.forward_fg_only_with_noised_source(rows, latents, t_hi)
+                v_all = self.forward_fg_only_with_noised_source(rows, latents, t_hi, box)
             else:
                 token_index = self.controller.fg_index if c.fg_only else None
-                v_all = self.forward(rows, latents, t_hi, token_index)
+                v_all = self.forward(rows, latents, t_hi, token_index, box)
             v_cond = v_all[0:1]
             v_uncond = v_all[1:2] if self.uses_uncond else None
             first_source = len(self.target_branches)
@@ -304,10 +343,9 @@ class Editor:
             if policy.observes or self.callback is not None:
                 x0_hat = x - t_hi * v
                 policy.observe(i, x0_hat)
-            x_next = self.step_latent(x, v, v_source, t_hi, t_lo)
+            x_next = self.step_latent(x, v, v_source, t_hi, t_lo, box)
             if c.compose == "every_step":
-                source = self.source_latent(i + 1, inversion)
-                x_next = torch.where(self.compose_mask, x_next, source)
+                x_next = torch.where(compose_mask, x_next, self.source_latent(i + 1, inversion, box))
             self.check_finite(x_next, "latent", i, float(t_hi))
             trace.append(self.trace_row(i, float(t_hi), alpha, control, s_star))
             if self.callback is not None:
@@ -315,7 +353,12 @@ class Editor:
                                "v_cond": v_cond, "v_uncond": v_uncond, "v_source": v_source,
                                "alpha": alpha, "omega": control.omega})
             x = x_next
+            if canvas is not None:
+                canvas[(..., *box)] = x
         self.controller.set_plain()
+        if box is not None:  # outside the box the last paste leaves the source at t = 0
+            x_box, x = x, self.source_latent(c.steps, inversion).clone()
+            x[(..., *box)] = x_box
         if c.compose == "final":
             x = torch.where(self.compose_mask, x, self.z0)
         frames = self.backbone.decode_latents(x)
@@ -324,14 +367,15 @@ class Editor:
         return EditOutput(frames, x, trace, self.nfe, self.stats(inversion, store, policy.nbytes))
 
     def forward_fg_only_with_noised_source(self, rows: list[Row], latents: list[torch.Tensor],
-                                           t: torch.Tensor) -> torch.Tensor:
+                                           t: torch.Tensor, box: tuple[slice, ...] | None = None) -> torch.Tensor:
         """fg-only under the noised source provider (KV-Edit's inversion-free edit runs only the
         masked tokens as target queries: Xilluill/KV-Edit models/kv_edit.py `Flux_kv_edit_inf`).
 
         The rows `configure_edit_step` built run in two calls: the source rows over all tokens
         first, capturing their background K/V for this step into a one-step store (O(1) memory,
         model dtype), then the target rows over the fg tokens, reading those K/V as the hard lock
-        reads its inversion cache. -> (len(rows), C, F, h, w) velocities, target rows first.
+        reads its inversion cache. -> (len(rows), C, F, h, w) velocities, target rows first (all
+        cropped to `box` if given).
         """
         ctrl, n_target = self.controller, len(self.target_branches)
         targets, sources = rows[:n_target], rows[n_target:]
@@ -340,12 +384,12 @@ class Editor:
         v_source = self.forward(sources, latents[n_target:], t)
         ctrl.mode, ctrl.query_index, ctrl.source_row_of = "edit", ctrl.fg_index, {}
         ctrl.separate_fg_bg = False  # AM applies to the source pass only
-        v_target = self.forward(targets, latents[:n_target], t, ctrl.fg_index)
-        return torch.cat([v_target, v_source])
+        v_target = self.forward(targets, latents[:n_target], t, ctrl.fg_index, box)
+        return torch.cat([v_target, crop(v_source, box)])
 
     def step_latent(self, x: torch.Tensor, v: torch.Tensor, v_source: torch.Tensor | None,
-                    t_hi: torch.Tensor, t_lo: torch.Tensor) -> torch.Tensor:
-        """One Euler step t_hi -> t_lo of the target latent (1, C, F, h, w).
+                    t_hi: torch.Tensor, t_lo: torch.Tensor, box: tuple[slice, ...] | None = None) -> torch.Tensor:
+        """One Euler step t_hi -> t_lo of the target latent (1, C, F, h, w), or of its `box`.
 
         `euler`: x + dt·v. `source_delta` (KV-Edit inversion-free, Xilluill/KV-Edit flux/sampling.py
         `denoise_kv_inf`): x = z_src(t) + Δ with z_src(t) the noised source and Δ = z_fe − z0, so
@@ -354,8 +398,8 @@ class Editor:
         """
         dt = t_lo - t_hi
         if self.config.latent_update == "source_delta":
-            delta = x - self.noised_source(t_hi)
-            return self.noised_source(t_lo) + delta + dt * (v - v_source)
+            delta = x - self.noised_source(t_hi, box)
+            return self.noised_source(t_lo, box) + delta + dt * (v - v_source)
         return x + dt * v
 
     def paste_source(self, frames: np.ndarray) -> np.ndarray:

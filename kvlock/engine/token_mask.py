@@ -79,3 +79,16 @@ def tokens_to_pixels(tokens: torch.Tensor, geometry: LatentGeometry, num_frames:
     pix = latent.repeat_interleave(s, 1).repeat_interleave(s, 2)
     frames = torch.cat([pix[:1], pix[1:].repeat_interleave(geometry.temporal_factor, 0)], dim=0)
     return frames[:num_frames].cpu().numpy()
+
+
+def latent_box(tokens: torch.Tensor, geometry: LatentGeometry) -> tuple[slice, slice, slice] | None:
+    """(F', h', w') bool token mask -> the (F, h, w) slices of the smallest patch-aligned latent
+    box that holds every True token; None when no token is True."""
+    if not bool(tokens.any()):
+        return None
+    box = []
+    for dim, patch in enumerate(geometry.patch_size):
+        others = tuple(d for d in range(3) if d != dim)
+        hit = tokens.any(dim=others[1]).any(dim=others[0]).nonzero().flatten()
+        box.append(slice(int(hit[0]) * patch, (int(hit[-1]) + 1) * patch))
+    return tuple(box)

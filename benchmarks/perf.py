@@ -64,7 +64,8 @@ class Sizes:
 
 ANALYSIS_MARKER = "<!-- analysis: kept across re-runs -->"
 QUICK = Sizes(frames=9, height=32, width=32, steps=3, repeats=1, memory_steps=(2, 4))
-FULL = Sizes(frames=17, height=128, width=128, steps=10, repeats=7, memory_steps=(10, 50))
+FULL = Sizes(frames=17, height=128, width=128, steps=10, repeats=11, memory_steps=(10, 50))
+PLAIN_CALLS = 5  # plain forwards timed together in each overhead repeat: one 0.1 s call is too noisy a unit
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -129,35 +130,55 @@ def interleaved_seconds(fns: dict, repeats: int) -> dict[str, list[float]]:
     return interleaved_runs({name: timed(fn) for name, fn in fns.items()}, repeats)
 
 
+def median_ci(values: list[float], level: float = 0.95, resamples: int = 4000) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of the median of `values` (seeded resampling, so
+    the same values give the same interval)."""
+    draws = np.random.default_rng(0).choice(np.asarray(values, float), size=(resamples, len(values)))
+    low, high = np.quantile(np.median(draws, axis=1), [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def spread(values: list[float], target: str | None = None) -> dict:
-    """Median, min and max of per-repeat ratios; `crosses_target` when min–max straddles the target."""
-    out = {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+    """Median of per-repeat ratios with its 95 % bootstrap confidence interval (`ci_low`, `ci_high`)
+    and the min–max; `crosses_target` when the interval straddles the target, i.e. the repeats
+    cannot tell whether the median meets it. Single repeats that cross it are expected noise."""
+    low, high = median_ci(values)
+    out = {"median": statistics.median(values), "ci_low": low, "ci_high": high, "min": min(values),
+           "max": max(values), "n": len(values)}
     if target:
         bound = float(target.split()[1].rstrip("×"))
         if target.startswith("≤"):
-            out["crosses_target"] = out["min"] <= bound < out["max"]
+            out["crosses_target"] = low <= bound < high
         else:
-            out["crosses_target"] = out["min"] < bound <= out["max"]
+            out["crosses_target"] = low < bound <= high
     return out
 
 
+def spread_cells(s: dict) -> str:
+    """'CI | min–max' table cells of a `spread`, ⚠ after the CI when it straddles the target."""
+    return (f"{s['ci_low']:.2f}–{s['ci_high']:.2f}{' ⚠' if s.get('crosses_target') else ''} | "
+            f"{s['min']:.2f}–{s['max']:.2f}")
+
+
 def measure_overhead(backbone, sizes: Sizes, methods: list[str]) -> tuple[dict, float, dict]:
-    """wall(run_edit) / (NFE × plain forward) per method; the plain forward is timed in the same
-    repeat as each method (interleaved), so each repeat gives one ratio per method."""
+    """wall(run_edit) / (NFE × plain forward) per method; the plain forward (PLAIN_CALLS calls,
+    averaged) is timed in the same repeat as each method (interleaved), so each repeat gives one
+    ratio per method."""
     sample = make_sample(sizes, 0.25)
     z = backbone.encode_video(sample.frames)
     ctx = backbone.encode_prompt([sample.target_prompt])
     t = torch.tensor([0.5])
-    fns = {"plain": lambda: backbone.velocity(z, t, ctx)}
+    fns = {"plain": lambda: [backbone.velocity(z, t, ctx) for _ in range(PLAIN_CALLS)]}
     nfe = {}
     for name in methods:
         cfg = compose_method(name, steps=sizes.steps)
         nfe[name] = run_edit(backbone, sample, cfg, seed=0).nfe
         fns[name] = lambda cfg=cfg: run_edit(backbone, sample, cfg, seed=0)
     times = interleaved_seconds(fns, sizes.repeats)
-    spreads = {name: spread([m / (nfe[name] * p) for m, p in zip(times[name], times["plain"])],
+    plain = [p / PLAIN_CALLS for p in times["plain"]]
+    spreads = {name: spread([m / (nfe[name] * p) for m, p in zip(times[name], plain)],
                             TARGETS["overhead"]) for name in methods}
-    return {k: v["median"] for k, v in spreads.items()}, statistics.median(times["plain"]), spreads
+    return {k: v["median"] for k, v in spreads.items()}, statistics.median(plain), spreads
 
 
 def measure_fg_only(backbone, sizes: Sizes) -> dict:
@@ -198,7 +219,7 @@ def measure_sweep_cache(backbone, sizes: Sizes) -> dict:
 
     # interleaved (without, with, without, with, ...): a slow patch of the machine hits both alike
     times = interleaved_seconds({"without": lambda: sweep(False), "with": lambda: sweep(True)},
-                                max(1, sizes.repeats // 2))
+                                min(3, sizes.repeats))  # a sweep takes a minute; its margin is wide
     ratio = spread([a / b for a, b in zip(times["without"], times["with"])], TARGETS["sweep_cache_speedup"])
     return {"seconds_without": statistics.median(times["without"]), "seconds_with": statistics.median(times["with"]),
             "speedup": ratio["median"], "spread": ratio}
@@ -375,22 +396,24 @@ def write_results(path: Path, report: dict) -> None:
         "",
         f"Plain forward (batch 1, all tokens): {report['plain_forward_s'] * 1e3:.1f} ms. Target {TARGETS['overhead']}.",
         "",
-        "Each repeat times the plain forward and every method back to back (interleaved); the ratio is the "
-        f"median over {report['repeats']} repeats, with its min–max; ⚠ marks a spread that crosses the target.",
+        f"Each repeat times {PLAIN_CALLS} plain forwards (averaged) and every method back to back "
+        f"(interleaved), giving one ratio per method; the ratio is the median over {report['repeats']} repeats, "
+        "with the 95 % bootstrap confidence interval of that median and the min–max of the repeats; ⚠ marks "
+        "an interval that straddles the target.",
         "",
-        "| method | ratio (median) | min–max |",
-        "|---|---|---|",
-        *[f"| {k} | {v['median']:.2f} | {v['min']:.2f}–{v['max']:.2f}{' ⚠' if v['crosses_target'] else ''} |"
-          for k, v in report["overhead_spread"].items()],
+        "| method | ratio (median) | 95 % CI of the median | min–max |",
+        "|---|---|---|---|",
+        *[f"| {k} | {v['median']:.2f} | {spread_cells(v)} |" for k, v in report["overhead_spread"].items()],
         "",
         "## 2. fg-only hard lock vs full-token hard lock (edit loop, inversion cached)",
         "",
-        f"Target {TARGETS['fg_only_speedup@0.25']} at 25 % mask area.",
+        f"Target {TARGETS['fg_only_speedup@0.25']} at 25 % mask area. Full-token and fg-only runs alternate "
+        f"inside each of {report['repeats']} repeats; median of the per-repeat ratios, its 95 % bootstrap "
+        "confidence interval (⚠: straddles the target) and their min–max.",
         "",
-        "| mask area | fg token fraction | speed-up (median) | min–max |",
-        "|---|---|---|---|",
-        *[f"| {k} | {v['fg_token_fraction']:.2f} | {v['speedup']:.2f}× | {v['spread']['min']:.2f}–"
-          f"{v['spread']['max']:.2f}{' ⚠' if v['spread'].get('crosses_target') else ''} |"
+        "| mask area | fg token fraction | speed-up (median) | 95 % CI of the median | min–max |",
+        "|---|---|---|---|---|",
+        *[f"| {k} | {v['fg_token_fraction']:.2f} | {v['speedup']:.2f}× | {spread_cells(v['spread'])} |"
           for k, v in report["fg_only"].items()],
         "",
         "## 3. Memory (fresh subprocess per measurement, MALLOC_ARENA_MAX=1 and MALLOC_TRIM_THRESHOLD_=0 so RSS "
@@ -428,8 +451,8 @@ def write_results(path: Path, report: dict) -> None:
         "",
         f"{report['sweep']['seconds_without']:.2f} s without, {report['sweep']['seconds_with']:.2f} s with "
         f"(medians of {report['sweep']['spread']['n']} interleaved repeats): **{report['sweep']['speedup']:.2f}×** "
-        f"({report['sweep']['spread']['min']:.2f}–{report['sweep']['spread']['max']:.2f}"
-        f"{' ⚠' if report['sweep']['spread'].get('crosses_target') else ''}; target {TARGETS['sweep_cache_speedup']}).",
+        f"(95 % CI of the median {spread_cells(report['sweep']['spread']).replace(' | ', '; min–max ')}; "
+        f"target {TARGETS['sweep_cache_speedup']}).",
         "",
         "## 5. Metrics throughput (frames / s, second call: source features cached)",
         "",

@@ -54,3 +54,15 @@ def test_profile_fg_only_reports_attention_and_its_ceiling(capsys):
     assert out["sdpa_full_ms"] > 0 and out["sdpa_fg_ms"] > 0
     assert 0 < out["attention_share"] < 1 and "attention share of the operator time" in printed
     assert "| aten::" in printed  # the operator table has rows
+
+
+def test_spread_marks_a_target_only_when_the_median_s_interval_straddles_it():
+    from benchmarks.perf import spread
+
+    clear = [3.1, 3.8, 3.9, 3.85, 4.0, 3.7, 3.95, 3.88, 3.75, 3.9, 4.05]  # one repeat below 3.6
+    out = spread(clear, "≥ 3.6×")
+    assert out["min"] < 3.6 < out["ci_low"] <= out["median"] <= out["ci_high"] <= out["max"]
+    assert not out["crosses_target"] and spread(clear, "≥ 3.6×") == out  # seeded: same interval
+    assert spread([3.4, 3.5, 3.6, 3.7, 3.8, 3.55, 3.65], "≥ 3.6×")["crosses_target"]
+    assert spread([1.2, 1.15, 1.25, 1.3, 1.18], "≤ 1.10")["crosses_target"] is False  # clearly missed
+    assert spread([1.05, 1.08, 1.12, 1.14, 1.09, 1.11], "≤ 1.10")["crosses_target"]

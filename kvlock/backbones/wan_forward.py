@@ -54,23 +54,29 @@ def wan_forward(transformer, latents: torch.Tensor, t: torch.Tensor, context: to
             tokens = tokens[:, token_index]
         hidden = sample_to_velocity(hidden, tokens, t.to(latents.device))
 
-    if token_index is not None:
-        # channels first, then each token's latent pixels copied straight to their places: one
-        # copy of the fg outputs instead of a scatter into all tokens and a permute of them all
-        channels = hidden.shape[-1] // (pt * ph * pw)
-        per_channel = hidden.view(b, -1, channels).transpose(1, 2).contiguous()  # (B, C, n·pt·ph·pw)
-        size, index = (f, h, w), token_index
-        if box is not None:
-            size = tuple(s.stop - s.start for s in box)
-            index = tokens_in_box(token_index, grid, box, (pt, ph, pw))
-        volume = size[0] * size[1] * size[2]
-        # a box the tokens fill (a rectangular mask) is written whole by the copy: no zero fill
-        filled = per_channel.shape[2] == volume
-        out = hidden.new_empty(b, channels, volume) if filled else hidden.new_zeros(b, channels, volume)
-        out_grid = (size[0] // pt, size[1] // ph, size[2] // pw)
-        out.index_copy_(2, token_latent_pixels(index, out_grid, (pt, ph, pw)), per_channel)
-        return out.view(b, channels, *size)
-    out = hidden.reshape(b, *grid, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
+    if token_index is None:
+        return unpatchify(hidden, grid, (pt, ph, pw))
+    patch = (pt, ph, pw)
+    if box is not None:
+        size = tuple(s.stop - s.start for s in box)
+        box_grid = (size[0] // pt, size[1] // ph, size[2] // pw)
+        if len(token_index) == box_grid[0] * box_grid[1] * box_grid[2]:
+            # the tokens fill the box (a rectangular mask), in order: the box is a whole grid
+            return unpatchify(hidden, box_grid, patch)
+        grid, token_index = box_grid, tokens_in_box(token_index, grid, box, patch)
+    # channels first, then each token's latent pixels copied straight to their places: one copy
+    # of the fg outputs instead of a scatter into all tokens and a permute of them all
+    channels = hidden.shape[-1] // (pt * ph * pw)
+    per_channel = hidden.view(b, -1, channels).transpose(1, 2).contiguous()  # (B, C, n·pt·ph·pw)
+    out = hidden.new_zeros(b, channels, grid[0] * grid[1] * grid[2] * pt * ph * pw)
+    out.index_copy_(2, token_latent_pixels(token_index, grid, patch), per_channel)
+    return out.view(b, channels, grid[0] * pt, grid[1] * ph, grid[2] * pw)
+
+
+def unpatchify(hidden: torch.Tensor, grid: tuple[int, int, int], patch: tuple[int, int, int]) -> torch.Tensor:
+    """proj_out's tokens (B, F'·h'·w', pt·ph·pw·C) of a whole token grid -> (B, C, F, h, w)."""
+    b = hidden.shape[0]
+    out = hidden.reshape(b, *grid, *patch, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
     return out.flatten(6, 7).flatten(4, 5).flatten(2, 3)
 
 

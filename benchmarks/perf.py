@@ -154,9 +154,10 @@ def spread(values: list[float], target: str | None = None) -> dict:
     return out
 
 
-def spread_cells(s: dict) -> str:
-    """'CI | min–max' table cells of a `spread`, ⚠ after the CI when it straddles the target."""
-    return (f"{s['ci_low']:.2f}–{s['ci_high']:.2f}{' ⚠' if s.get('crosses_target') else ''} | "
+def spread_cells(s: dict, between: str = " | ") -> str:
+    """CI and min–max of a `spread` (table cells by default), ⚠ after the CI when it straddles
+    the target."""
+    return (f"{s['ci_low']:.2f}–{s['ci_high']:.2f}{' ⚠' if s.get('crosses_target') else ''}{between}"
             f"{s['min']:.2f}–{s['max']:.2f}")
 
 
@@ -451,7 +452,7 @@ def write_results(path: Path, report: dict) -> None:
         "",
         f"{report['sweep']['seconds_without']:.2f} s without, {report['sweep']['seconds_with']:.2f} s with "
         f"(medians of {report['sweep']['spread']['n']} interleaved repeats): **{report['sweep']['speedup']:.2f}×** "
-        f"(95 % CI of the median {spread_cells(report['sweep']['spread']).replace(' | ', '; min–max ')}; "
+        f"(95 % CI of the median {spread_cells(report['sweep']['spread'], '; min–max ')}; "
         f"target {TARGETS['sweep_cache_speedup']}).",
         "",
         "## 5. Metrics throughput (frames / s, second call: source features cached)",

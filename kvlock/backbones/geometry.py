@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 
 @dataclass(frozen=True)
 class FrameRules:
@@ -65,3 +67,19 @@ class LatentGeometry:
     def num_tokens(self, num_frames: int, height: int, width: int) -> int:
         f, h, w = self.token_grid(num_frames, height, width)
         return f * h * w
+
+
+def token_coords(token_index: torch.Tensor, grid: tuple[int, int, int]) -> tuple[torch.Tensor, ...]:
+    """(n,) token indices on the (F', h', w') token grid -> their (frame, row, column), (n,) each."""
+    _, gh, gw = grid
+    rest = token_index % (gh * gw)
+    return token_index // (gh * gw), rest // gw, rest % gw
+
+
+def tokens_box(token_index: torch.Tensor, grid: tuple[int, int, int],
+               patch: tuple[int, int, int]) -> tuple[slice, slice, slice]:
+    """The (F, h, w) slices of the smallest patch-aligned latent box holding the tokens (one host
+    sync for all six bounds)."""
+    coords = token_coords(token_index, grid)
+    bounds = torch.stack([torch.stack([c.min(), c.max()]) for c in coords]).tolist()
+    return tuple(slice(lo * p, (hi + 1) * p) for (lo, hi), p in zip(bounds, patch))

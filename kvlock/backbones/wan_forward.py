@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from kvlock.backbones.geometry import token_coords, tokens_box
 from kvlock.backbones.prediction import PREDICTIONS, sample_to_velocity
 
 
@@ -25,7 +26,8 @@ def wan_forward(transformer, latents: torch.Tensor, t: torch.Tensor, context: to
         raise ValueError(f"Unknown prediction '{prediction}'. Available: {', '.join(PREDICTIONS)}")
     dtype = transformer.dtype
     b, _, f, h, w = latents.shape
-    pt, ph, pw = transformer.config.patch_size
+    patch = tuple(transformer.config.patch_size)
+    pt, ph, pw = patch
     grid = (f // pt, h // ph, w // pw)
 
     # rows that are one latent expanded over the batch (the editor's CFG rows) are embedded once
@@ -36,7 +38,9 @@ def wan_forward(transformer, latents: torch.Tensor, t: torch.Tensor, context: to
         embedded = transformer.patch_embedding(x).flatten(2)  # (B or 1, D, N)
     else:
         freqs_cos, freqs_sin = freqs_cos[:, token_index], freqs_sin[:, token_index]
-        embedded = embed_tokens(transformer.patch_embedding, x, token_index, grid)  # (B or 1, D, n)
+        token_box = box if box is not None else tokens_box(token_index, grid, patch)
+        local = tokens_in_box(token_index, grid, token_box, patch)  # the tokens on the box's grid
+        embedded = embed_tokens(transformer.patch_embedding, x, token_box, local)  # (B or 1, D, n)
     hidden = embedded.expand(b, -1, -1).transpose(1, 2).contiguous()  # (B, n, D)
 
     temb, proj, context, _ = transformer.condition_embedder(t.to(latents.device) * 1000.0, context, None)
@@ -55,22 +59,14 @@ def wan_forward(transformer, latents: torch.Tensor, t: torch.Tensor, context: to
         hidden = sample_to_velocity(hidden, tokens, t.to(latents.device))
 
     if token_index is None:
-        return unpatchify(hidden, grid, (pt, ph, pw))
-    patch = (pt, ph, pw)
-    if box is not None:
-        size = tuple(s.stop - s.start for s in box)
-        box_grid = (size[0] // pt, size[1] // ph, size[2] // pw)
-        if len(token_index) == box_grid[0] * box_grid[1] * box_grid[2]:
-            # the tokens fill the box (a rectangular mask), in order: the box is a whole grid
-            return unpatchify(hidden, box_grid, patch)
-        grid, token_index = box_grid, tokens_in_box(token_index, grid, box, patch)
-    # channels first, then each token's latent pixels copied straight to their places: one copy
-    # of the fg outputs instead of a scatter into all tokens and a permute of them all
-    channels = hidden.shape[-1] // (pt * ph * pw)
-    per_channel = hidden.view(b, -1, channels).transpose(1, 2).contiguous()  # (B, C, n·pt·ph·pw)
-    out = hidden.new_zeros(b, channels, grid[0] * grid[1] * grid[2] * pt * ph * pw)
-    out.index_copy_(2, token_latent_pixels(token_index, grid, patch), per_channel)
-    return out.view(b, channels, grid[0] * pt, grid[1] * ph, grid[2] * pw)
+        return unpatchify(hidden, grid, patch)
+    if box is None:
+        return scatter_tokens(hidden, token_index, grid, patch)
+    box_grid = tuple((s.stop - s.start) // p for s, p in zip(box, patch))
+    if len(token_index) == box_grid[0] * box_grid[1] * box_grid[2]:
+        # the tokens fill the box (a rectangular mask), in order: the box is a whole grid
+        return unpatchify(hidden, box_grid, patch)
+    return scatter_tokens(hidden, local, box_grid, patch)
 
 
 def unpatchify(hidden: torch.Tensor, grid: tuple[int, int, int], patch: tuple[int, int, int]) -> torch.Tensor:
@@ -80,24 +76,28 @@ def unpatchify(hidden: torch.Tensor, grid: tuple[int, int, int], patch: tuple[in
     return out.flatten(6, 7).flatten(4, 5).flatten(2, 3)
 
 
-def embed_tokens(patch_embedding, x: torch.Tensor, token_index: torch.Tensor,
-                 grid: tuple[int, int, int]) -> torch.Tensor:
-    """Patch embedding of the tokens in `token_index` only: x (B, C, F, h, w) -> (B, D, n).
+def scatter_tokens(hidden: torch.Tensor, token_index: torch.Tensor, grid: tuple[int, int, int],
+                   patch: tuple[int, int, int]) -> torch.Tensor:
+    """proj_out's tokens (B, n, pt·ph·pw·C) of `token_index` on the (F', h', w') token grid ->
+    (B, C, F, h, w) with 0 elsewhere: channels first, then each token's latent pixels copied
+    straight to their places (one copy of the tokens' outputs, no permute of the whole grid)."""
+    b, (pt, ph, pw) = hidden.shape[0], patch
+    channels = hidden.shape[-1] // (pt * ph * pw)
+    per_channel = hidden.view(b, -1, channels).transpose(1, 2).contiguous()  # (B, C, n·pt·ph·pw)
+    out = hidden.new_zeros(b, channels, grid[0] * grid[1] * grid[2] * pt * ph * pw)
+    out.index_copy_(2, token_latent_pixels(token_index, grid, patch), per_channel)
+    return out.view(b, channels, grid[0] * pt, grid[1] * ph, grid[2] * pw)
 
-    The patch convolution (kernel = stride = patch) runs on the latent box that holds those
-    tokens, so a small mask pays for its box instead of the whole clip; each token's output is
-    its own patch's dot product either way (equal to the full convolution's, bit for bit, in the
-    fg-only tests)."""
-    pt, ph, pw = patch_embedding.kernel_size
-    _, gh, gw = grid
-    frame, rest = token_index // (gh * gw), token_index % (gh * gw)
-    coords = (frame, rest // gw, rest % gw)
-    bounds = torch.stack([torch.stack([c.min(), c.max()]) for c in coords]).tolist()  # one sync
-    lo, hi = [b[0] for b in bounds], [b[1] + 1 for b in bounds]
-    box = x[:, :, lo[0] * pt:hi[0] * pt, lo[1] * ph:hi[1] * ph, lo[2] * pw:hi[2] * pw]
-    box_h, box_w = hi[1] - lo[1], hi[2] - lo[2]
-    local = ((coords[0] - lo[0]) * box_h + coords[1] - lo[1]) * box_w + coords[2] - lo[2]
-    return patch_embedding(box).flatten(2).index_select(2, local)
+
+def embed_tokens(patch_embedding, x: torch.Tensor, box: tuple[slice, slice, slice],
+                 local: torch.Tensor) -> torch.Tensor:
+    """Patch embedding of some tokens only: x (B, C, F, h, w), `box` a patch-aligned latent box
+    that holds them, `local` (n,) their indices on the box's token grid -> (B, D, n).
+
+    The patch convolution (kernel = stride = patch) runs on the box, so a small mask pays for its
+    box instead of the whole clip; each token's output is its own patch's dot product either way
+    (equal to the full convolution's, bit for bit, in the fg-only tests)."""
+    return patch_embedding(x[(..., *box)]).flatten(2).index_select(2, local)
 
 
 def token_latent_pixels(token_index: torch.Tensor, grid: tuple[int, int, int],
@@ -106,8 +106,8 @@ def token_latent_pixels(token_index: torch.Tensor, grid: tuple[int, int, int],
     latent pixels in (F, h, w), token by token in proj_out's order (pt, ph, pw)."""
     (_, gh, gw), (pt, ph, pw) = grid, patch
     h, w = gh * ph, gw * pw
-    frame, rest = token_index // (gh * gw), token_index % (gh * gw)
-    corner = frame * pt * h * w + (rest // gw) * ph * w + (rest % gw) * pw  # (n,)
+    frame, row, column = token_coords(token_index, grid)
+    corner = frame * pt * h * w + row * ph * w + column * pw  # (n,)
     dev = token_index.device
     within = (torch.arange(pt, device=dev)[:, None, None] * h * w
               + torch.arange(ph, device=dev)[None, :, None] * w + torch.arange(pw, device=dev)).flatten()
@@ -118,8 +118,7 @@ def tokens_in_box(token_index: torch.Tensor, grid: tuple[int, int, int], box: tu
                   patch: tuple[int, int, int]) -> torch.Tensor:
     """(n,) token indices on the whole (F', h', w') token grid -> the same tokens' indices on the
     token grid of the patch-aligned latent `box`."""
-    _, gh, gw = grid
     (f0, h0, w0) = (s.start // p for s, p in zip(box, patch))
     box_h, box_w = (box[1].stop - box[1].start) // patch[1], (box[2].stop - box[2].start) // patch[2]
-    frame, rest = token_index // (gh * gw), token_index % (gh * gw)
-    return ((frame - f0) * box_h + rest // gw - h0) * box_w + rest % gw - w0
+    frame, row, column = token_coords(token_index, grid)
+    return ((frame - f0) * box_h + row - h0) * box_w + column - w0

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kvlock.backbones.geometry import LatentGeometry
+from kvlock.backbones.geometry import LatentGeometry, tokens_box
 
 
 def latent_frame_mask(mask: np.ndarray, temporal_factor: int) -> torch.Tensor:
@@ -86,9 +86,4 @@ def latent_box(tokens: torch.Tensor, geometry: LatentGeometry) -> tuple[slice, s
     box that holds every True token; None when no token is True."""
     if not bool(tokens.any()):
         return None
-    box = []
-    for dim, patch in enumerate(geometry.patch_size):
-        others = tuple(d for d in range(3) if d != dim)
-        hit = tokens.any(dim=others[1]).any(dim=others[0]).nonzero().flatten()
-        box.append(slice(int(hit[0]) * patch, (int(hit[-1]) + 1) * patch))
-    return tuple(box)
+    return tokens_box(tokens.flatten().nonzero().flatten(), tuple(tokens.shape), geometry.patch_size)

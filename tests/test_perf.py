@@ -22,6 +22,10 @@ def test_perf_quick_writes_every_documented_key(tmp_path):
                 "sweep_cache_speedup", "metrics_fps", "device"):
         assert key in report, key
     assert set(report["fg_only_speedup"]) == {"0.10", "0.25", "0.50"}
+    fg_only = report["fg_only"]  # the target row takes its own repeat count; each side's seconds are kept
+    assert fg_only["0.25"]["spread"]["n"] == 2 and fg_only["0.10"]["spread"]["n"] == 1
+    assert all(row["seconds_full"] > 0 and row["seconds_fg_only"] > 0 for row in fg_only.values())
+    assert "| full-token s | fg-only s |" in results.read_text()
     assert {"kvlock", "hard_lock", "full_injection", "fixed_cfg"} <= set(report["overhead"])
     assert all(value > 0 for value in report["overhead"].values())
     assert report["inversion_store_bytes_vs_formula"] == 1.0  # the store's bytes are the formula's

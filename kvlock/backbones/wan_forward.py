@@ -24,7 +24,9 @@ def wan_forward(transformer, latents: torch.Tensor, t: torch.Tensor, context: to
     """
     if prediction not in PREDICTIONS:
         raise ValueError(f"Unknown prediction '{prediction}'. Available: {', '.join(PREDICTIONS)}")
-    dtype = transformer.dtype
+    # the dtype the patch embedding reads: diffusers' `ModelMixin.dtype` (the first floating-point
+    # parameter's, which is this one) without its walk over every module on each call
+    dtype = transformer.patch_embedding.weight.dtype
     b, _, f, h, w = latents.shape
     patch = tuple(transformer.config.patch_size)
     pt, ph, pw = patch

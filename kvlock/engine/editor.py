@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -85,7 +86,7 @@ class Editor:
     def __init__(self, backbone, sample: EditSample, config: EditConfig, seed: int,
                  source_cache=None, callback: Callable[[dict], None] | None = None):
         self.backbone, self.sample, self.config = backbone, sample, config
-        self.source_cache, self.callback = source_cache, callback
+        self.source_cache, self.callback, self.seed = source_cache, callback, int(seed)
         device = backbone.device
         geometry = backbone.geometry
         self.z0 = backbone.encode_video(sample.frames)
@@ -97,8 +98,6 @@ class Editor:
         # latent pixel (K/V locking stays per token).
         self.compose_mask = latent_mask(sample.mask, geometry, config.mask_dilation).to(device)
         self.ts = flow_timesteps(config.steps, config.shift, config.timestep_grid).to(device)
-        generator = torch.Generator().manual_seed(int(seed))
-        self.noise = torch.randn(self.z0.shape, generator=generator).to(device)
         target = sample.source_prompt if config.target_prompt_is_source else sample.target_prompt
         embeds = backbone.encode_prompt([sample.source_prompt, target, backbone.negative_prompt])
         self.context = {"source": embeds[0:1], "target": embeds[1:2], "negative": embeds[2:3]}
@@ -115,6 +114,15 @@ class Editor:
         self.nfe = 0
 
     # --- helpers ---------------------------------------------------------------------------
+
+    @cached_property
+    def noise(self) -> torch.Tensor:
+        """(1, C, F, h, w) seeded Gaussian ε: the generation's start and the forward-noised
+        source's noise. Drawn on first use from its own seeded generator, so the draw does not
+        depend on when it happens, and an edit that never reads it (one that starts from its
+        inversion) skips a whole-latent draw."""
+        generator = torch.Generator().manual_seed(self.seed)
+        return torch.randn(self.z0.shape, generator=generator).to(self.backbone.device)
 
     def noised_source(self, t: torch.Tensor, box: tuple[slice, ...] | None = None) -> torch.Tensor:
         """(1 − t)·z0 + t·ε, the source forward-noised to time t (inside `box` only, if given)."""
@@ -172,8 +180,9 @@ class Editor:
             "dtype": str(self.backbone.dtype),
         }
         h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
-        h.update(self.z0.cpu().numpy().tobytes())
-        h.update(self.fg_flat.cpu().numpy().tobytes())
+        # the arrays' own buffers (a C-contiguous view hashes the same bytes as tobytes(), uncopied)
+        h.update(np.ascontiguousarray(self.z0.cpu().numpy()))
+        h.update(np.ascontiguousarray(self.fg_flat.cpu().numpy()))
         return "inversion-" + h.hexdigest()[:32]
 
     def invert(self) -> Inversion:
@@ -241,6 +250,8 @@ class Editor:
             x = torch.where(self.compose_mask, self.noised_source(t), inversion.trajectory[start])
         else:
             x = inversion.trajectory[start].clone()
+            if c.source == "inversion":  # the background is this same latent: nothing to paste
+                return x
         if c.compose == "every_step":
             x = torch.where(self.compose_mask, x, self.source_latent(start, inversion))
         return x
@@ -410,7 +421,10 @@ class Editor:
 
     def trace_row(self, step: int, t: float, alpha: torch.Tensor, control, s_star) -> dict:
         bg_alpha = alpha[self.controller.bg_index] if self.config.injection == "full" else alpha
-        if len(bg_alpha):
+        if len(bg_alpha) and bool(bg_alpha.min() == bg_alpha.max()):  # a constant α: every quantile is it
+            q10 = q50 = q90 = float(bg_alpha[0])
+            mean = float(bg_alpha.mean())
+        elif len(bg_alpha):
             q10, q50, q90 = torch.quantile(bg_alpha.float(), torch.tensor([0.1, 0.5, 0.9],
                                            device=bg_alpha.device)).tolist()
             mean = float(bg_alpha.mean())

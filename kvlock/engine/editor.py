@@ -80,7 +80,8 @@ class Editor:
     """Runs one edit: encode → (invert) → denoise under KV control → decode.
 
     Set-up shared by the inversion and the edit lives here: latents z0 (1, C, F, h, w), the
-    token masks, the time grid, the prompt embeddings, the seeded noise and the controller.
+    token masks, the time grid, the prompt embeddings, the seeded noise (drawn on first use) and
+    the controller.
     """
 
     def __init__(self, backbone, sample: EditSample, config: EditConfig, seed: int,

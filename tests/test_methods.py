@@ -323,3 +323,22 @@ def test_apg_guidance_acts_on_x0_as_the_papers_algorithm():
         d_ref = normalized_guidance(x - t * v_c, x - t * v_u, omega - 1.0, buffer, eta, r,
                                     use_original_formulation=True)
         torch.testing.assert_close(v, (x - d_ref) / t, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("hard_lock", []),  # α = 1 on every background token: the constant-α path of the trace
+    ("kvlock", ["method.detector.signal=token", "method.detector.window=0.5", "method.detector.tau=0.1"]),
+])
+def test_trace_alpha_quantiles_are_torch_quantiles_of_the_step_alpha(name, overrides, tiny_backbone, real_clip):
+    cfg = compose_method(name, overrides, steps=5)
+    assert cfg.injection != "full"  # α then covers the background tokens only
+    alphas = []
+    out = run_edit(tiny_backbone, real_clip, cfg, seed=0, callback=lambda s: alphas.append(s["alpha"].clone()))
+    for row, alpha in zip(out.trace, alphas, strict=True):
+        expected = torch.quantile(alpha.float(), torch.tensor([0.1, 0.5, 0.9])).tolist()
+        assert [row["alpha_q10"], row["alpha_q50"], row["alpha_q90"]] == expected
+        assert row["alpha_mean"] == float(alpha.mean())
+    if name == "hard_lock":
+        assert all(row["alpha_q10"] == row["alpha_q90"] == 1.0 for row in out.trace)
+    else:
+        assert any(row["alpha_q10"] < row["alpha_q90"] for row in out.trace)  # the quantile path ran

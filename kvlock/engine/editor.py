@@ -422,13 +422,13 @@ class Editor:
 
     def trace_row(self, step: int, t: float, alpha: torch.Tensor, control, s_star) -> dict:
         bg_alpha = alpha[self.controller.bg_index] if self.config.injection == "full" else alpha
-        if len(bg_alpha) and bool(bg_alpha.min() == bg_alpha.max()):  # a constant α: every quantile is it
-            q10 = q50 = q90 = float(bg_alpha[0])
+        if len(bg_alpha):
             mean = float(bg_alpha.mean())
-        elif len(bg_alpha):
-            q10, q50, q90 = torch.quantile(bg_alpha.float(), torch.tensor([0.1, 0.5, 0.9],
-                                           device=bg_alpha.device)).tolist()
-            mean = float(bg_alpha.mean())
+            if bool(bg_alpha.min() == bg_alpha.max()):  # a constant α: every quantile is it
+                q10 = q50 = q90 = float(bg_alpha[0].float())
+            else:
+                q10, q50, q90 = torch.quantile(bg_alpha.float(), torch.tensor([0.1, 0.5, 0.9],
+                                               device=bg_alpha.device)).tolist()
         else:
             q10 = q50 = q90 = mean = float("nan")
         return {
